@@ -1,0 +1,277 @@
+"""Point-in-time features and labels, written once as Ibis expressions.
+
+The cutoff rule: features use ``ts < as_of``; labels use ``as_of <= ts < as_of + horizon``.
+``as_of`` is a date (midnight), so "before as_of" is also "on an earlier day".
+
+Durations come from epoch seconds and whole epoch days with integer divisors, and timestamps are
+naive UTC, so DuckDB (the default) and Spark compile the same definitions to the same numbers.
+
+Speed: the log is reduced once to invoice facts (one row per customer invoice), purchase days and
+first-seen products; every cutoff is then a conditional aggregate over those small tables in one
+grouped pass (cutoffs x invoices), so many cutoffs do not rescan or regroup the line-level log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+from ibis import _
+
+from features.definitions import TREND_DAYS, WINDOWS_DAYS, available_features
+from features.errors import PropensityError
+
+DAY = 86400  # seconds; an integer divisor on purpose (a float literal becomes DECIMAL on Spark)
+KEYS = ["customer_id", "as_of"]
+
+
+@dataclass(frozen=True)
+class Horizons:
+    """Label windows and the activity lookback that defines who is in the population."""
+
+    churn_horizon_days: int = 90
+    purchase_horizon_days: int = 30
+    lookback_days: int = 365
+
+    @property
+    def longest(self) -> int:
+        return max(self.churn_horizon_days, self.purchase_horizon_days)
+
+
+def as_cutoff(value: date | datetime | str) -> date:
+    """A cutoff is a calendar date (features use everything strictly before its midnight)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise PropensityError(f"The cutoff {value!r} is not a date like 2011-09-01.") from None
+    if isinstance(value, datetime):
+        if value.time() != datetime.min.time():
+            raise PropensityError(f"The cutoff {value} must be a date (midnight), not a time of day.")
+        value = value.date()
+    return value
+
+
+def monthly_cutoffs(start: date | str, end: date | str) -> list[date]:
+    """First days of each month from ``start`` to ``end`` inclusive."""
+    start, end = as_cutoff(start), as_cutoff(end)
+    current = date(start.year, start.month, 1) if start.day == 1 else date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    out = []
+    while current <= end:
+        out.append(current)
+        current = date(current.year + current.month // 12, current.month % 12 + 1, 1)
+    return out
+
+
+def cutoff_table(cutoffs: list[date]) -> ir.Table:
+    days = sorted({as_cutoff(c) for c in cutoffs})
+    if not days:
+        raise PropensityError("No cutoff was given.")
+    epoch = date(1970, 1, 1)
+    return ibis.memtable(
+        {
+            "as_of": [datetime.combine(d, datetime.min.time()) for d in days],
+            "as_of_day": [(d - epoch).days for d in days],
+            "as_of_s": [(d - epoch).days * DAY for d in days],
+        },
+        schema={"as_of": "timestamp", "as_of_day": "int64", "as_of_s": "int64"},
+    )
+
+
+def _with_epoch(tx: ir.Table) -> ir.Table:
+    return tx.mutate(ts_s=tx.ts.epoch_seconds().cast("int64"))
+
+
+def invoice_facts(tx: ir.Table) -> ir.Table:
+    """One row per (customer, invoice): its time, purchase and return value, lines and units."""
+    t = _with_epoch(tx)
+    sale = ~t.is_return
+    aggs = {
+        "ts_s": t.ts_s.min(),
+        "sale_value": ibis.ifelse(sale, t.amount, 0.0).sum(),
+        "return_value": ibis.ifelse(sale, 0.0, -t.amount).sum(),
+        "sale_lines": sale.cast("int64").sum(),
+        "return_lines": t.is_return.cast("int64").sum(),
+    }
+    if "quantity" in t.columns:
+        aggs["sale_units"] = ibis.ifelse(sale, t.quantity, 0.0).sum()
+    for cat in ("country", "channel"):
+        if cat in t.columns:
+            aggs[cat] = t[cat].min()
+    inv = t.group_by(["customer_id", "invoice_id"]).aggregate(**aggs)
+    return inv.mutate(day=inv.ts_s // DAY, is_purchase=inv.sale_lines > 0)
+
+
+def _per_cutoff_aggregates(inv: ir.Table, cut: ir.Table) -> ir.Table:
+    j = inv.join(cut, inv.ts_s < cut.as_of_s)
+    age = j.as_of_s - j.ts_s
+    p = j.is_purchase
+    count = lambda cond: cond.cast("int64").sum()  # noqa: E731
+    aggs = {
+        "last_s": ibis.ifelse(p, j.ts_s, ibis.null("int64")).max(),
+        "first_s": ibis.ifelse(p, j.ts_s, ibis.null("int64")).min(),
+        "frequency_invoices": count(p),
+        "monetary_total": j.sale_value.sum(),
+        "return_value": j.return_value.sum(),
+        "sale_lines": j.sale_lines.sum(),
+        "return_lines": j.return_lines.sum(),
+        "weekend_invoices": count(p & ((j.day + 3) % 7 >= 5)),  # epoch day 0 was a Thursday
+        "spend_prev": ibis.ifelse((age > TREND_DAYS * DAY) & (age <= 2 * TREND_DAYS * DAY), j.sale_value, 0.0).sum(),
+    }
+    if "sale_units" in inv.columns:
+        aggs["sale_units"] = j.sale_units.sum()
+    for w in WINDOWS_DAYS:
+        aggs[f"invoices_{w}d"] = count(p & (age <= w * DAY))
+        aggs[f"spend_{w}d"] = ibis.ifelse(age <= w * DAY, j.sale_value, 0.0).sum()
+    return j.group_by(["customer_id", "as_of", "as_of_s", "as_of_day"]).aggregate(**aggs)
+
+
+def _purchase_day_aggregates(inv: ir.Table, cut: ir.Table) -> ir.Table:
+    days = inv.filter(inv.is_purchase).select("customer_id", "day").distinct()
+    days = days.mutate(gap=days.day - days.day.lag().over(group_by="customer_id", order_by="day"))
+    j = days.join(cut, days.day < cut.as_of_day)
+    return j.group_by(KEYS).aggregate(
+        frequency_days=j.count(),
+        first_day=j.day.min(),
+        last_day=j.day.max(),
+        gap_n=j.gap.count(),
+        gap_sum=j.gap.sum(),
+        gap_sumsq=(j.gap * j.gap).sum(),
+    )
+
+
+def _product_aggregates(tx: ir.Table, cut: ir.Table) -> ir.Table:
+    t = _with_epoch(tx)
+    first = t.filter(~t.is_return & t.product_id.notnull()).group_by(["customer_id", "product_id"]).aggregate(first_s=t.ts_s.min())
+    j = first.join(cut, first.first_s < cut.as_of_s)
+    return j.group_by(KEYS).aggregate(distinct_products=j.count())
+
+
+def _main_category(inv: ir.Table, cut: ir.Table, column: str) -> ir.Table:
+    j = inv.join(cut, inv.ts_s < cut.as_of_s)
+    counts = j.filter(j.is_purchase & j[column].notnull()).group_by([*KEYS, column]).aggregate(n=_.count())
+    ranked = counts.mutate(rn=ibis.row_number().over(group_by=KEYS, order_by=[ibis.desc("n"), column]))
+    return ranked.filter(ranked.rn == 0).select(*KEYS, **{f"main_{column}": ranked[column]})
+
+
+def _ratio(num, den):
+    return ibis.ifelse(den > 0, num / den, ibis.null("float64"))
+
+
+def features_expr(tx: ir.Table, cutoffs: list[date], lookback_days: int = 365) -> ir.Table:
+    """Features for every customer with a purchase in ``[as_of - lookback_days, as_of)``, per cutoff."""
+    cut = cutoff_table(cutoffs)
+    inv = invoice_facts(tx)
+    g = _per_cutoff_aggregates(inv, cut)
+    g = g.filter(g.last_s.notnull() & (g.as_of_s - g.last_s <= lookback_days * DAY))
+    d = _purchase_day_aggregates(inv, cut)
+    t = g.left_join(d, KEYS).drop("customer_id_right", "as_of_right")
+    if "product_id" in tx.columns:
+        t = t.left_join(_product_aggregates(tx, cut), KEYS).drop("customer_id_right", "as_of_right")
+    for cat in ("country", "channel"):
+        if cat in tx.columns:
+            t = t.left_join(_main_category(inv, cut, cat), KEYS).drop("customer_id_right", "as_of_right")
+
+    recency = (t.as_of_s - t.last_s) / DAY
+    gap_mean = _ratio(t.gap_sum, t.gap_n)
+    # Sample variance from integer sums: (n*sumsq - sum^2) / (n*(n-1)); exact until the one division.
+    gap_var = _ratio(t.gap_n * t.gap_sumsq - t.gap_sum * t.gap_sum, t.gap_n * (t.gap_n - 1))
+    values = {
+        "recency_days": recency,
+        "frequency_invoices": t.frequency_invoices,
+        "frequency_days": t.frequency_days,
+        "monetary_total": t.monetary_total,
+        "monetary_mean": t.monetary_total / t.frequency_invoices,
+        "net_spend_total": t.monetary_total - t.return_value,
+        "tenure_days": (t.as_of_s - t.first_s) / DAY,
+        "btyd_frequency": t.frequency_days - 1,
+        "btyd_recency": t.last_day - t.first_day,
+        "btyd_T": t.as_of_day - t.first_day,
+        **{f"invoices_{w}d": t[f"invoices_{w}d"] for w in WINDOWS_DAYS},
+        **{f"spend_{w}d": t[f"spend_{w}d"] for w in WINDOWS_DAYS},
+        "gap_mean_days": gap_mean,
+        "gap_std_days": ibis.ifelse(t.gap_n >= 2, gap_var.sqrt(), ibis.null("float64")),
+        "overdue_ratio": _ratio(recency, gap_mean),
+        "spend_trend": _ratio(t[f"spend_{TREND_DAYS}d"] - t.spend_prev, t[f"spend_{TREND_DAYS}d"] + t.spend_prev),
+        "distinct_products": t.distinct_products if "distinct_products" in t.columns else None,
+        "basket_lines_mean": t.sale_lines / t.frequency_invoices,
+        "basket_units_mean": t.sale_units / t.frequency_invoices if "sale_units" in t.columns else None,
+        "return_share_lines": t.return_lines / (t.sale_lines + t.return_lines),
+        "return_share_value": _ratio(t.return_value, t.monetary_total + t.return_value),
+        "weekend_share": t.weekend_invoices / t.frequency_invoices,
+        "main_country": t.main_country if "main_country" in t.columns else None,
+        "main_channel": t.main_channel if "main_channel" in t.columns else None,
+    }
+    names = [f.name for f in available_features(tx.columns)]
+    return t.select("customer_id", "as_of", **{n: values[n] for n in names})
+
+
+def labels_expr(tx: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Table:
+    """Per (customer, as_of) with any invoice in the horizon: purchases in each horizon and net spend."""
+    cut = cutoff_table(cutoffs)
+    inv = invoice_facts(tx)
+    j = inv.join(cut, (inv.ts_s >= cut.as_of_s) & (inv.ts_s < cut.as_of_s + horizons.longest * DAY))
+    ahead = j.ts_s - j.as_of_s
+    in_churn = ahead < horizons.churn_horizon_days * DAY
+    return j.group_by(KEYS).aggregate(
+        n_purchase_h=(j.is_purchase & (ahead < horizons.purchase_horizon_days * DAY)).cast("int64").sum(),
+        n_churn_h=(j.is_purchase & in_churn).cast("int64").sum(),
+        spend=ibis.ifelse(in_churn, j.sale_value - j.return_value, 0.0).sum(),
+    )
+
+
+def data_window(tx: ir.Table) -> tuple[datetime, datetime]:
+    """First and last transaction time of the log."""
+    row = tx.aggregate(first=tx.ts.min(), last=tx.ts.max()).to_pandas().iloc[0]
+    if pd.isna(row["first"]):
+        raise PropensityError("The transaction log is empty.")
+    return row["first"].to_pydatetime(), row["last"].to_pydatetime()
+
+
+def check_label_cutoffs(cutoffs: list[date], last_ts: datetime, horizons: Horizons) -> None:
+    """Refuse cutoffs whose label horizon runs past the data (their labels would be false)."""
+    end = last_ts.date() + timedelta(days=1)  # the log is taken as complete through its last day
+    latest = end - timedelta(days=horizons.longest)
+    late = [c for c in map(as_cutoff, cutoffs) if c > latest]
+    if late:
+        raise PropensityError(
+            f"Cutoff {late[0]} needs {horizons.longest} days of data after it, but the log ends on "
+            f"{last_ts.date()}; the latest cutoff with a full horizon is {latest}."
+        )
+
+
+def _to_frame(expr: ir.Table) -> pd.DataFrame:
+    frame = expr.to_pandas()
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[ns]")
+    return frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+
+def build_features(tx: ir.Table, cutoffs: list[date] | date, lookback_days: int = 365) -> pd.DataFrame:
+    """Feature table (customer x cutoff) as pandas, the hand-off format to scikit-learn."""
+    cutoffs = [cutoffs] if isinstance(cutoffs, (date, str)) else list(cutoffs)
+    return _to_frame(features_expr(tx, cutoffs, lookback_days))
+
+
+def training_expr(tx: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Table:
+    feats = features_expr(tx, cutoffs, horizons.lookback_days)
+    labels = labels_expr(tx, cutoffs, horizons)
+    t = feats.left_join(labels, KEYS).drop("customer_id_right", "as_of_right")
+    return t.mutate(
+        churn=ibis.ifelse(t.n_churn_h.fill_null(0) > 0, 0, 1).cast("int8"),
+        purchase=ibis.ifelse(t.n_purchase_h.fill_null(0) > 0, 1, 0).cast("int8"),
+        spend=t.spend.fill_null(0.0),
+    ).drop("n_churn_h", "n_purchase_h")
+
+
+def build_training_table(tx: ir.Table, cutoffs: list[date], horizons: Horizons = Horizons()) -> pd.DataFrame:
+    """Features plus labels for each cutoff, stacked with an ``as_of`` column.
+
+    Refuses any cutoff whose label horizon is not fully inside the data.
+    """
+    cutoffs = [as_cutoff(c) for c in ([cutoffs] if isinstance(cutoffs, (date, str)) else cutoffs)]
+    _, last_ts = data_window(tx)
+    check_label_cutoffs(cutoffs, last_ts, horizons)
+    return _to_frame(training_expr(tx, cutoffs, horizons))

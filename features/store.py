@@ -1,0 +1,90 @@
+"""The embedded store: one DuckDB file in the data directory, plus atomic file exports.
+
+The data directory is ``$PROPENSITY_DATA_DIR`` or ``./data``; nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from features.errors import PropensityError
+
+STORE_FILE = "propensity.duckdb"
+
+
+def data_dir(explicit: Path | None = None) -> Path:
+    return Path(explicit or os.environ.get("PROPENSITY_DATA_DIR") or "data")
+
+
+def store_path(explicit_dir: Path | None = None) -> Path:
+    return data_dir(explicit_dir) / STORE_FILE
+
+
+def connect_store(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the store; a read-only open of a store that does not exist is a user error."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise PropensityError(
+            f"No store at {path}: load a log first with `propensity ingest SOURCE` or `propensity generate`."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise PropensityError(f"Cannot open the store {path}: {str(exc).splitlines()[0]}") from None
+
+
+def require_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchall()[0][0]
+    if not found:
+        raise PropensityError(f"The store has no {table!r} table: load a log first with `propensity ingest SOURCE`.")
+
+
+@contextmanager
+def atomic_path(target: Path):
+    """Yield a temporary path beside ``target``; it replaces ``target`` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_frame(frame: pd.DataFrame, target: Path) -> Path:
+    """Write a frame as Parquet, CSV or Excel (by suffix), atomically."""
+    target = Path(target)
+    suffix = target.suffix.lower()
+    with atomic_path(target) as tmp:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        elif suffix == ".xlsx":
+            frame.to_excel(tmp, index=False, engine="openpyxl")
+        else:
+            raise PropensityError(f"Cannot write {target}: use a .parquet, .csv or .xlsx file name.")
+    return target
+
+
+def export_table(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> Path:
+    """Write a query's result to Parquet or CSV with DuckDB, atomically (no pandas round trip)."""
+    target = Path(target)
+    fmt = {".parquet": "PARQUET", ".csv": "CSV, HEADER"}.get(target.suffix.lower())
+    if fmt is None:
+        raise PropensityError(f"Cannot write {target}: use a .parquet or .csv file name.")
+    with atomic_path(target) as tmp:
+        con.execute(f"COPY ({query}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT {fmt})")
+    return target

@@ -1,0 +1,178 @@
+"""The one CLI, a thin face over the library. User mistakes print one sentence and exit 2."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from features.build import Horizons, as_cutoff, monthly_cutoffs
+from features.contract import load_mapping
+from features.errors import PropensityError
+from features.segments import load_segment_rules
+from features.sources import Source
+from features.store import store_path, write_frame
+from features.validate import REASONS, ValidationReport
+
+app = typer.Typer(help="Propensity: churn and purchase propensity from retail transaction logs.", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+console = Console(stderr=True)
+out = Console()
+
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory holding the embedded store [env PROPENSITY_DATA_DIR, default ./data].")]
+Preset = Annotated[str, typer.Option(help="Column preset: canonical or online_retail (UCI Online Retail I/II).")]
+MappingFile = Annotated[Optional[Path], typer.Option("--mapping", help="YAML column mapping (overrides --preset).")]
+Delimiter = Annotated[Optional[str], typer.Option(help="CSV delimiter (default: detected).")]
+TsFormat = Annotated[Optional[str], typer.Option("--ts-format", help="strptime format of text timestamps, e.g. %Y%m%d.")]
+DbTable = Annotated[Optional[str], typer.Option("--table", help="Table to read from a DuckDB source file.")]
+DbQuery = Annotated[Optional[str], typer.Option("--query", help="SQL query to read from a DuckDB source file.")]
+
+
+def _source(path: Path, delimiter, table, query) -> Source:
+    return Source(path=path, delimiter=delimiter, table=table, query=query)
+
+
+def _mapping(preset: str, mapping: Optional[Path], ts_format: Optional[str]):
+    m = load_mapping(preset, mapping)
+    return m.model_copy(update={"ts_format": ts_format}) if ts_format else m
+
+
+def print_report(report: ValidationReport, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("rows")
+    table.add_column("count", justify="right")
+    table.add_column("meaning", overflow="fold")
+    table.add_row("input", f"{report.input_rows:,}", "")
+    table.add_row("accepted", f"{report.accepted_rows:,}", f"incl. {report.returns:,} returns")
+    table.add_row("quarantined", f"{report.quarantined_rows:,}", "by reason below" if report.by_reason else "")
+    for reason, n in report.by_reason.items():
+        table.add_row(f"  {reason}", f"{n:,}", REASONS.get(reason, ""))
+    out.print(table)
+    if report.first_ts is not None:
+        out.print(f"Accepted lines span {report.first_ts} to {report.last_ts}.")
+
+
+@app.command()
+def generate(
+    lines: Annotated[int, typer.Option(help="About how many lines to generate (about 10k customers per 1M lines).")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    dirty_share: Annotated[float, typer.Option(help="Share of lines corrupted on purpose, to exercise validation.")] = 0.001,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write Parquet here instead of loading the store.")] = None,
+    data_dir: DataDir = None,
+):
+    """Generate a seeded synthetic log and load it into the embedded store (or write Parquet)."""
+    from features.pipeline import ingest_into_store
+    from features.synthetic import generate_lines
+    import pyarrow.parquet as pq
+    from features.store import atomic_path
+
+    t0 = time.perf_counter()
+    table = generate_lines(lines, seed=seed, dirty_share=dirty_share)
+    target = out_file or (Path(store_path(data_dir)).parent / "raw" / "synthetic.parquet")
+    with atomic_path(target) as tmp:
+        pq.write_table(table, tmp)
+    out.print(f"Generated {table.num_rows:,} lines in {time.perf_counter() - t0:.1f}s -> {target}")
+    if out_file is None:
+        report = ingest_into_store(store_path(data_dir), Source(target), load_mapping("canonical"))
+        print_report(report, f"Loaded into {store_path(data_dir)}")
+
+
+@app.command()
+def validate(
+    source: Annotated[Path, typer.Argument(help="CSV, Parquet, Excel or DuckDB file.")],
+    quarantine: Annotated[Optional[Path], typer.Option(help="Write quarantined rows with their reason here (.csv or .parquet).")] = None,
+    preset: Preset = "canonical",
+    mapping: MappingFile = None,
+    delimiter: Delimiter = None,
+    ts_format: TsFormat = None,
+    table: DbTable = None,
+    query: DbQuery = None,
+):
+    """Check a log against the contract: print counts per reason and write the quarantine. Loads nothing."""
+    from features.pipeline import open_source_log
+    from features.store import export_table
+
+    log = open_source_log(_source(source, delimiter, table, query), _mapping(preset, mapping, ts_format))
+    print_report(log.report, f"Validation of {source}")
+    if quarantine is not None:
+        export_table(log.con, "SELECT * FROM quarantine ORDER BY source_row", quarantine)
+        out.print(f"Quarantine ({log.report.quarantined_rows:,} rows) -> {quarantine}")
+    log.close()
+
+
+@app.command()
+def ingest(
+    source: Annotated[Path, typer.Argument(help="CSV, Parquet, Excel or DuckDB file.")],
+    preset: Preset = "canonical",
+    mapping: MappingFile = None,
+    delimiter: Delimiter = None,
+    ts_format: TsFormat = None,
+    table: DbTable = None,
+    query: DbQuery = None,
+    data_dir: DataDir = None,
+):
+    """Validate a log and load it into the embedded store (replacing the previous log, atomically)."""
+    from features.pipeline import ingest_into_store
+
+    report = ingest_into_store(store_path(data_dir), _source(source, delimiter, table, query), _mapping(preset, mapping, ts_format))
+    print_report(report, f"Loaded {source} into {store_path(data_dir)}")
+
+
+def resolve_cutoffs(as_of: Optional[list[str]], start: Optional[str], end: Optional[str]) -> list[date]:
+    cutoffs = [as_cutoff(a) for a in as_of or []]
+    if start or end:
+        if not (start and end):
+            raise PropensityError("Give both --start and --end for monthly cutoffs.")
+        cutoffs += monthly_cutoffs(start, end)
+    if not cutoffs:
+        raise PropensityError("Give at least one --as-of date, or --start and --end for monthly cutoffs.")
+    return sorted(set(cutoffs))
+
+
+@app.command()
+def features(
+    as_of: Annotated[Optional[list[str]], typer.Option("--as-of", help="Cutoff date (repeatable). Features use ts < as_of.")] = None,
+    start: Annotated[Optional[str], typer.Option(help="First monthly cutoff (with --end).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Last monthly cutoff (with --start).")] = None,
+    labels: Annotated[bool, typer.Option(help="Add churn/purchase/spend labels (refuses cutoffs whose horizon runs past the data).")] = True,
+    segments: Annotated[bool, typer.Option(help="Add RFM, lifecycle, value-matrix and ABC segments.")] = True,
+    churn_horizon_days: Annotated[int, typer.Option(help="Churn label horizon.")] = 90,
+    purchase_horizon_days: Annotated[int, typer.Option(help="Purchase label horizon.")] = 30,
+    lookback_days: Annotated[int, typer.Option(help="Population: customers with a purchase in this many days before as_of.")] = 365,
+    segment_rules: Annotated[Optional[Path], typer.Option("--segments-config", help="YAML segment rules (default: the shipped rules).")] = None,
+    out_file: Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv).")] = Path("data/features.parquet"),
+    data_dir: DataDir = None,
+):
+    """Build the feature table (one row per customer and cutoff) from the store's log."""
+    from features.pipeline import feature_table, open_store_log
+
+    cutoffs = resolve_cutoffs(as_of, start, end)
+    horizons = Horizons(churn_horizon_days, purchase_horizon_days, lookback_days)
+    rules = load_segment_rules(segment_rules) if segments else None
+    log = open_store_log(store_path(data_dir))
+    t0 = time.perf_counter()
+    frame = feature_table(log, cutoffs, horizons, with_labels=labels, rules=rules)
+    log.close()
+    write_frame(frame, out_file)
+    out.print(f"{len(frame):,} rows x {frame.shape[1]} columns for {len(cutoffs)} cutoff(s) in {time.perf_counter() - t0:.1f}s -> {out_file}")
+    if labels and len(frame):
+        rates = frame.groupby("as_of")[["churn", "purchase"]].mean().round(3)
+        rates.insert(0, "customers", frame.groupby("as_of").size())
+        out.print(rates.to_string())
+
+
+def main() -> None:
+    try:
+        app()
+    except PropensityError as exc:
+        console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
