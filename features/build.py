@@ -86,11 +86,15 @@ def _with_epoch(tx: ir.Table) -> ir.Table:
 
 
 def invoice_facts(tx: ir.Table) -> ir.Table:
-    """One row per (customer, invoice): its time, purchase and return value, lines and units."""
+    """One row per invoice event (customer, invoice, timestamp): purchase and return value, lines, units.
+
+    Lines are folded per timestamp, not per invoice, so that an invoice id with lines on both sides
+    of a cutoff cannot carry later lines into features. ``first_purchase`` marks the event that
+    counts the invoice as a purchase invoice (its first purchase line), so invoices count once.
+    """
     t = _with_epoch(tx)
     sale = ~t.is_return
     aggs = {
-        "ts_s": t.ts_s.min(),
         "sale_value": ibis.ifelse(sale, t.amount, 0.0).sum(),
         "return_value": ibis.ifelse(sale, 0.0, -t.amount).sum(),
         "sale_lines": sale.cast("int64").sum(),
@@ -101,30 +105,33 @@ def invoice_facts(tx: ir.Table) -> ir.Table:
     for cat in ("country", "channel"):
         if cat in t.columns:
             aggs[cat] = t[cat].min()
-    inv = t.group_by(["customer_id", "invoice_id"]).aggregate(**aggs)
-    return inv.mutate(day=inv.ts_s // DAY, is_purchase=inv.sale_lines > 0)
+    inv = t.group_by(["customer_id", "invoice_id", "ts_s"]).aggregate(**aggs)
+    inv = inv.mutate(day=inv.ts_s // DAY, is_purchase=inv.sale_lines > 0)
+    rank = ibis.row_number().over(group_by=["customer_id", "invoice_id", "is_purchase"], order_by="ts_s")
+    return inv.mutate(first_purchase=inv.is_purchase & (rank == 0))
 
 
 def _per_cutoff_aggregates(inv: ir.Table, cut: ir.Table) -> ir.Table:
     j = inv.join(cut, inv.ts_s < cut.as_of_s)
     age = j.as_of_s - j.ts_s
     p = j.is_purchase
+    first = j.first_purchase
     count = lambda cond: cond.cast("int64").sum()  # noqa: E731
     aggs = {
         "last_s": ibis.ifelse(p, j.ts_s, ibis.null("int64")).max(),
         "first_s": ibis.ifelse(p, j.ts_s, ibis.null("int64")).min(),
-        "frequency_invoices": count(p),
+        "frequency_invoices": count(first),
         "monetary_total": j.sale_value.sum(),
         "return_value": j.return_value.sum(),
         "sale_lines": j.sale_lines.sum(),
         "return_lines": j.return_lines.sum(),
-        "weekend_invoices": count(p & ((j.day + 3) % 7 >= 5)),  # epoch day 0 was a Thursday
+        "weekend_invoices": count(first & ((j.day + 3) % 7 >= 5)),  # epoch day 0 was a Thursday
         "spend_prev": ibis.ifelse((age > TREND_DAYS * DAY) & (age <= 2 * TREND_DAYS * DAY), j.sale_value, 0.0).sum(),
     }
     if "sale_units" in inv.columns:
         aggs["sale_units"] = j.sale_units.sum()
     for w in WINDOWS_DAYS:
-        aggs[f"invoices_{w}d"] = count(p & (age <= w * DAY))
+        aggs[f"invoices_{w}d"] = count(first & (age <= w * DAY))
         aggs[f"spend_{w}d"] = ibis.ifelse(age <= w * DAY, j.sale_value, 0.0).sum()
     return j.group_by(["customer_id", "as_of", "as_of_s", "as_of_day"]).aggregate(**aggs)
 
@@ -152,7 +159,7 @@ def _product_aggregates(tx: ir.Table, cut: ir.Table) -> ir.Table:
 
 def _main_category(inv: ir.Table, cut: ir.Table, column: str) -> ir.Table:
     j = inv.join(cut, inv.ts_s < cut.as_of_s)
-    counts = j.filter(j.is_purchase & j[column].notnull()).group_by([*KEYS, column]).aggregate(n=_.count())
+    counts = j.filter(j.first_purchase & j[column].notnull()).group_by([*KEYS, column]).aggregate(n=_.count())
     ranked = counts.mutate(rn=ibis.row_number().over(group_by=KEYS, order_by=[ibis.desc("n"), column]))
     return ranked.filter(ranked.rn == 0).select(*KEYS, **{f"main_{column}": ranked[column]})
 

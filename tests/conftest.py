@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import duckdb
+import ibis
+import pandas as pd
+import pytest
+
+from features.contract import load_mapping
+from features.sources import Source
+from features.validate import ingest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_RETAIL = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
+
+# The hand-written fixture: 12 lines, 5 customers. Dates: 2021-01-04, 01-18, 02-15 and 03-01 are
+# Mondays; 2020-12-05 is a Saturday and 2020-11-15 a Sunday.
+DOZEN_CSV = """customer_id,invoice_id,ts,quantity,unit_price,product_id,country
+A,1,2021-01-04 10:00:00,2,5.0,x,UK
+A,1,2021-01-04 10:00:00,1,2.0,y,UK
+A,2,2021-01-18 12:00:00,3,1.0,x,UK
+A,3,2021-02-15 09:00:00,1,20.0,z,UK
+A,C4,2021-02-20 09:00:00,-1,5.0,x,UK
+A,5,2021-03-05 10:00:00,1,5.0,x,UK
+B,6,2020-12-05 15:30:00,4,2.5,w,DE
+B,7,2021-03-01 00:00:00,1,3.0,w,DE
+C,8,2020-06-01 11:00:00,1,100.0,v,FR
+C,9,2020-11-15 11:00:00,2,50.0,v,FR
+D,10,2019-12-01 10:00:00,1,1.0,v,UK
+E,11,2021-03-30 12:00:00,1,1.0,v,UK
+"""
+
+
+def canonical_log(frame: pd.DataFrame, tmp_path: Path, name: str = "log.csv", preset: str = "canonical"):
+    """Validate a frame through the real CSV ingest path; return (ibis table, report)."""
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    con = duckdb.connect()
+    report = ingest(con, Source(path), load_mapping(preset))
+    return ibis.duckdb.from_connection(con).table("transactions"), report
+
+
+@pytest.fixture
+def dozen(tmp_path):
+    frame = pd.read_csv(io.StringIO(DOZEN_CSV), dtype=str)
+    return canonical_log(frame, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def small_synthetic(tmp_path_factory):
+    """A small generated log loaded through the canonical ingest path."""
+    import pyarrow.parquet as pq
+
+    from features.synthetic import SyntheticConfig, generate
+
+    path = tmp_path_factory.mktemp("synthetic") / "log.parquet"
+    pq.write_table(generate(SyntheticConfig(n_customers=400, seed=7)), path)
+    con = duckdb.connect()
+    report = ingest(con, Source(path), load_mapping("canonical"))
+    return ibis.duckdb.from_connection(con).table("transactions"), report, path

@@ -1,0 +1,80 @@
+"""Nothing at or after as_of can change a feature; row order changes nothing."""
+
+from datetime import date, datetime, timedelta
+
+import duckdb
+import ibis
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.build import build_features
+
+AS_OF = date(2021, 6, 1)
+BASE = datetime(2020, 6, 1)
+RAW = duckdb.connect()
+CON = ibis.duckdb.from_connection(RAW)
+
+line = st.fixed_dictionaries(
+    {
+        "customer_id": st.sampled_from(["a", "b", "c", "d"]),
+        "invoice_id": st.sampled_from([f"i{i}" for i in range(8)]),
+        "minutes": st.integers(0, 500 * 24 * 60),  # 2020-06-01 .. 2021-10-14
+        "quantity": st.integers(-3, 6).filter(lambda q: q != 0),
+        "unit_price": st.sampled_from([0.5, 1.0, 2.25, 10.0]),
+        "product_id": st.sampled_from(["p", "q", "r"]),
+        "country": st.sampled_from(["UK", "FR"]),
+        "channel": st.sampled_from(["web", "store"]),
+    }
+)
+
+
+def _table(rows: list[dict]) -> ibis.Table:
+    columns = ["customer_id", "invoice_id", "minutes", "quantity", "unit_price", "product_id", "country", "channel"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["ts"] = pd.to_datetime(BASE) + pd.to_timedelta(frame["minutes"].astype("int64"), unit="min")
+    frame["quantity"] = frame["quantity"].astype(float)
+    frame["unit_price"] = frame["unit_price"].astype(float)
+    frame["is_return"] = frame["quantity"] < 0
+    frame["amount"] = frame["quantity"] * frame["unit_price"]
+    frame["invoice_id"] = frame["customer_id"] + frame["invoice_id"]
+    frame = frame.drop(columns="minutes")
+    RAW.register("frame_view", frame)
+    RAW.execute("CREATE OR REPLACE TABLE tx AS SELECT * FROM frame_view")
+    return CON.table("tx")
+
+
+def _cutoff_minutes() -> int:
+    return int((datetime.combine(AS_OF, datetime.min.time()) - BASE) / timedelta(minutes=1))
+
+
+def _before(rows):
+    return [r for r in rows if r["minutes"] < _cutoff_minutes()]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(line, min_size=1, max_size=25), later=st.lists(line, max_size=15))
+def test_lines_at_or_after_as_of_never_change_features(rows, later):
+    cutoff = _cutoff_minutes()
+    # Whatever happens at or after as_of (added, removed, changed): move every "later" line there.
+    future = [dict(r, minutes=cutoff + r["minutes"] % (120 * 24 * 60)) for r in later]
+    only_past = build_features(_table(_before(rows)), AS_OF)
+    with_future = build_features(_table(rows + future), AS_OF)
+    pd.testing.assert_frame_equal(only_past, with_future)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(line, min_size=1, max_size=25), seed=st.integers(0, 10_000))
+def test_row_order_does_not_matter(rows, seed):
+    shuffled = pd.DataFrame(rows).sample(frac=1.0, random_state=seed).to_dict("records")
+    pd.testing.assert_frame_equal(build_features(_table(rows), AS_OF), build_features(_table(shuffled), AS_OF))
+
+
+def test_a_line_exactly_at_as_of_is_not_a_feature_input():
+    rows = [
+        {"customer_id": "a", "invoice_id": "i1", "minutes": _cutoff_minutes() - 60, "quantity": 1, "unit_price": 1.0, "product_id": "p", "country": "UK", "channel": "web"},
+        {"customer_id": "a", "invoice_id": "i2", "minutes": _cutoff_minutes(), "quantity": 5, "unit_price": 10.0, "product_id": "q", "country": "FR", "channel": "store"},
+    ]
+    got = build_features(_table(rows), AS_OF).iloc[0]
+    assert got["frequency_invoices"] == 1 and got["monetary_total"] == 1.0 and got["distinct_products"] == 1
+    assert got["recency_days"] == 1 / 24 and got["main_country"] == "UK"
