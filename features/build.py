@@ -92,7 +92,7 @@ def invoice_facts(tx: ir.Table) -> ir.Table:
     of a cutoff cannot carry later lines into features. ``first_purchase`` marks the event that
     counts the invoice as a purchase invoice (its first purchase line), so invoices count once.
     """
-    t = _with_epoch(tx)
+    t = tx
     sale = ~t.is_return
     aggs = {
         "sale_value": ibis.ifelse(sale, t.amount, 0.0).sum(),
@@ -105,7 +105,7 @@ def invoice_facts(tx: ir.Table) -> ir.Table:
     for cat in ("country", "channel"):
         if cat in t.columns:
             aggs[cat] = t[cat].min()
-    inv = t.group_by(["customer_id", "invoice_id", "ts_s"]).aggregate(**aggs)
+    inv = _with_epoch(t.group_by(["customer_id", "invoice_id", "ts"]).aggregate(**aggs)).drop("ts")
     inv = inv.mutate(day=inv.ts_s // DAY, is_purchase=inv.sale_lines > 0)
     rank = ibis.row_number().over(group_by=["customer_id", "invoice_id", "is_purchase"], order_by="ts_s")
     return inv.mutate(first_purchase=inv.is_purchase & (rank == 0))
@@ -151,8 +151,8 @@ def _purchase_day_aggregates(inv: ir.Table, cut: ir.Table) -> ir.Table:
 
 
 def _product_aggregates(tx: ir.Table, cut: ir.Table) -> ir.Table:
-    t = _with_epoch(tx)
-    first = t.filter(~t.is_return & t.product_id.notnull()).group_by(["customer_id", "product_id"]).aggregate(first_s=t.ts_s.min())
+    first = tx.filter(~tx.is_return & tx.product_id.notnull()).group_by(["customer_id", "product_id"]).aggregate(first_ts=tx.ts.min())
+    first = first.mutate(first_s=first.first_ts.epoch_seconds().cast("int64"))
     j = first.join(cut, first.first_s < cut.as_of_s)
     return j.group_by(KEYS).aggregate(distinct_products=j.count())
 

@@ -16,6 +16,12 @@ import pandas as pd
 from features.errors import PropensityError
 
 STORE_FILE = "propensity.duckdb"
+DEFAULT_MEMORY_LIMIT = "500MB"  # DuckDB spills past it; keeps a scoring job small on a shared machine
+
+
+def duckdb_config() -> dict:
+    """Connection settings: ``$PROPENSITY_DUCKDB_MEMORY_LIMIT`` (default 500MB), threads = all cores."""
+    return {"memory_limit": os.environ.get("PROPENSITY_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)}
 
 
 def data_dir(explicit: Path | None = None) -> Path:
@@ -35,7 +41,7 @@ def connect_store(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        return duckdb.connect(str(path), read_only=read_only, config=duckdb_config())
     except duckdb.IOException as exc:
         raise PropensityError(f"Cannot open the store {path}: {str(exc).splitlines()[0]}") from None
 

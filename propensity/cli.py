@@ -166,6 +166,24 @@ def features(
         out.print(rates.to_string())
 
 
+@app.command()
+def run(
+    lines: Annotated[int, typer.Option(help="Size of the generated demo log when the store is empty.")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the demo log.")] = 42,
+    regenerate: Annotated[bool, typer.Option(help="Regenerate the demo log even if the store has one.")] = False,
+    data_dir: DataDir = None,
+):
+    """The main job: (generate a demo log if the store is empty) -> validate -> features over monthly cutoffs."""
+    from propensity.main_job import run_main_job
+
+    t0 = time.perf_counter()
+    result = run_main_job(data_dir, lines=lines, seed=seed, regenerate=regenerate)
+    if result.generated:
+        out.print(f"Generated a {lines:,}-line demo log and loaded it into {result.store}.")
+    out.print(f"Features: {result.rows:,} customer-cutoff rows over {result.cutoffs} monthly cutoffs -> {result.features}")
+    out.print(f"Done in {time.perf_counter() - t0:.1f}s.")
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,129 @@
+"""An idiomatic pandas implementation of the same features, kept as the benchmark reference.
+
+It follows the definitions in docs/features.md independently of the Ibis code (filter the log to
+``ts < as_of``, group by customer), so agreement between the two is a real check. For many cutoffs
+it simply loops, as a pandas user would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DAY = 86400
+WINDOWS = (30, 90, 180, 365)
+
+
+def _events(tx: pd.DataFrame) -> pd.DataFrame:
+    sale = ~tx["is_return"]
+    frame = pd.DataFrame(
+        {
+            "customer_id": tx["customer_id"],
+            "invoice_id": tx["invoice_id"],
+            "ts_s": tx["ts"].astype("datetime64[s]").astype("int64"),
+            "sale_value": tx["amount"].where(sale, 0.0),
+            "return_value": (-tx["amount"]).where(~sale, 0.0),
+            "sale_lines": sale.astype("int64"),
+            "return_lines": (~sale).astype("int64"),
+            "sale_units": tx["quantity"].where(sale, 0.0),
+            "country": tx["country"].astype(str),
+        }
+    )
+    ev = frame.groupby(["customer_id", "invoice_id", "ts_s"], sort=False, observed=True).agg(
+        sale_value=("sale_value", "sum"),
+        return_value=("return_value", "sum"),
+        sale_lines=("sale_lines", "sum"),
+        return_lines=("return_lines", "sum"),
+        sale_units=("sale_units", "sum"),
+        country=("country", "min"),
+    ).reset_index()
+    ev["is_purchase"] = ev["sale_lines"] > 0
+    ev["day"] = ev["ts_s"] // DAY
+    ev = ev.sort_values("ts_s", kind="stable")
+    ev["first_purchase"] = ev["is_purchase"] & ~ev.duplicated(["customer_id", "invoice_id", "is_purchase"])
+    return ev
+
+
+def reference_features(tx: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int = 365) -> pd.DataFrame:
+    as_of = pd.Timestamp(as_of)
+    as_of_s = int(as_of.timestamp())
+    as_of_day = as_of_s // DAY
+    past = tx[tx["ts"] < as_of]
+    ev = _events(past)
+    ev["age"] = as_of_s - ev["ts_s"]
+    ev["weekend"] = ev["first_purchase"] & ((ev["day"] + 3) % 7 >= 5)
+    purchases = ev[ev["is_purchase"]]
+    g = ev.groupby("customer_id", observed=True)
+    out = pd.DataFrame(
+        {
+            "last_s": purchases.groupby("customer_id", observed=True)["ts_s"].max(),
+            "first_s": purchases.groupby("customer_id", observed=True)["ts_s"].min(),
+            "frequency_invoices": g["first_purchase"].sum(),
+            "monetary_total": g["sale_value"].sum(),
+            "return_value": g["return_value"].sum(),
+            "sale_lines": g["sale_lines"].sum(),
+            "return_lines": g["return_lines"].sum(),
+            "sale_units": g["sale_units"].sum(),
+            "weekend": g["weekend"].sum(),
+        }
+    )
+    for w in WINDOWS:
+        inside = ev["age"] <= w * DAY
+        out[f"invoices_{w}d"] = (ev["first_purchase"] & inside).groupby(ev["customer_id"], observed=True).sum()
+        out[f"spend_{w}d"] = ev["sale_value"].where(inside, 0.0).groupby(ev["customer_id"], observed=True).sum()
+    prev = (ev["age"] > 90 * DAY) & (ev["age"] <= 180 * DAY)
+    out["spend_prev"] = ev["sale_value"].where(prev, 0.0).groupby(ev["customer_id"], observed=True).sum()
+    out = out[out["last_s"].notna() & (as_of_s - out["last_s"] <= lookback_days * DAY)]
+
+    days = purchases[["customer_id", "day"]].drop_duplicates().sort_values(["customer_id", "day"])
+    days["gap"] = days.groupby("customer_id", observed=True)["day"].diff()
+    dg = days.groupby("customer_id", observed=True).agg(
+        frequency_days=("day", "size"), first_day=("day", "min"), last_day=("day", "max"),
+        gap_n=("gap", "count"), gap_sum=("gap", "sum"), gap_sumsq=("gap", lambda s: (s * s).sum()),
+    )
+    out = out.join(dg)
+    sales = past[~past["is_return"] & past["product_id"].notna()]
+    out["distinct_products"] = sales.groupby("customer_id", observed=True)["product_id"].nunique()
+    firsts = ev[ev["first_purchase"]]
+    counts = firsts.groupby(["customer_id", "country"], observed=True).size().rename("n").reset_index()
+    counts = counts.sort_values(["customer_id", "n", "country"], ascending=[True, False, True])
+    out["main_country"] = counts.drop_duplicates("customer_id").set_index("customer_id")["country"]
+
+    recency = (as_of_s - out["last_s"]) / DAY
+    n = out["gap_n"]
+    gap_mean = (out["gap_sum"] / n).where(n > 0)
+    var = ((n * out["gap_sumsq"] - out["gap_sum"] ** 2) / (n * (n - 1))).where(n >= 2)
+    s90, sprev = out["spend_90d"], out["spend_prev"]
+    result = pd.DataFrame(
+        {
+            "recency_days": recency,
+            "frequency_invoices": out["frequency_invoices"],
+            "frequency_days": out["frequency_days"],
+            "monetary_total": out["monetary_total"],
+            "monetary_mean": out["monetary_total"] / out["frequency_invoices"],
+            "net_spend_total": out["monetary_total"] - out["return_value"],
+            "tenure_days": (as_of_s - out["first_s"]) / DAY,
+            "btyd_frequency": out["frequency_days"] - 1,
+            "btyd_recency": out["last_day"] - out["first_day"],
+            "btyd_T": as_of_day - out["first_day"],
+            **{f"invoices_{w}d": out[f"invoices_{w}d"] for w in WINDOWS},
+            **{f"spend_{w}d": out[f"spend_{w}d"] for w in WINDOWS},
+            "gap_mean_days": gap_mean,
+            "gap_std_days": np.sqrt(var),
+            "overdue_ratio": (recency / gap_mean).where(gap_mean > 0),
+            "spend_trend": ((s90 - sprev) / (s90 + sprev)).where(s90 + sprev > 0),
+            "distinct_products": out["distinct_products"],
+            "basket_lines_mean": out["sale_lines"] / out["frequency_invoices"],
+            "basket_units_mean": out["sale_units"] / out["frequency_invoices"],
+            "return_share_lines": out["return_lines"] / (out["sale_lines"] + out["return_lines"]),
+            "return_share_value": (out["return_value"] / (out["monetary_total"] + out["return_value"])).where(
+                out["monetary_total"] + out["return_value"] > 0
+            ),
+            "weekend_share": out["weekend"] / out["frequency_invoices"],
+            "main_country": out["main_country"],
+        }
+    )
+    result.index.name = "customer_id"
+    result = result.reset_index()
+    result.insert(1, "as_of", as_of)
+    return result.sort_values("customer_id").reset_index(drop=True)

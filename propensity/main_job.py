@@ -1,0 +1,57 @@
+"""The main job the README's first command runs: data -> validated store -> features (-> later: train, score, report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from features.build import Horizons, data_window, monthly_cutoffs
+from features.contract import load_mapping
+from features.pipeline import feature_table, ingest_into_store, open_store_log
+from features.segments import load_segment_rules
+from features.sources import Source
+from features.store import data_dir as resolve_data_dir
+from features.store import store_path, write_frame
+from features.synthetic import generate_lines
+
+
+@dataclass
+class MainJobResult:
+    store: Path
+    features: Path
+    rows: int
+    cutoffs: int
+    generated: bool
+
+
+def training_cutoffs(first_ts, last_ts, horizons: Horizons) -> list:
+    """Monthly cutoffs from one lookback after the first transaction to the last with a full label horizon."""
+    latest = last_ts.date() + timedelta(days=1) - timedelta(days=horizons.longest)
+    earliest = first_ts.date() + timedelta(days=min(horizons.lookback_days, 180))
+    return monthly_cutoffs(earliest, latest)
+
+
+def run_main_job(data_dir: Path | None = None, lines: int = 200_000, seed: int = 42, regenerate: bool = False) -> MainJobResult:
+    import pyarrow.parquet as pq
+
+    from features.store import atomic_path
+
+    root = resolve_data_dir(data_dir)
+    store = store_path(data_dir)
+    generated = regenerate or not store.exists()
+    if generated:
+        raw = root / "raw" / "synthetic.parquet"
+        with atomic_path(raw) as tmp:
+            pq.write_table(generate_lines(lines, seed=seed, dirty_share=0.001), tmp)
+        ingest_into_store(store, Source(raw), load_mapping("canonical"))
+    horizons = Horizons()
+    log = open_store_log(store)
+    try:
+        first_ts, last_ts = data_window(log.table)
+        cutoffs = training_cutoffs(first_ts, last_ts, horizons)
+        frame = feature_table(log, cutoffs, horizons, with_labels=True, rules=load_segment_rules())
+    finally:
+        log.close()
+    target = write_frame(frame, root / "features.parquet")
+    return MainJobResult(store, target, len(frame), len(cutoffs), generated)

@@ -1,0 +1,79 @@
+"""End-to-end: the real `propensity` command on small generated data, and its error contract."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import DOZEN_CSV
+
+
+def cli(*args, data_dir: Path, check=True):
+    env = {**os.environ, "PROPENSITY_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "propensity.cli", *args], capture_output=True, text=True, env=env, cwd=data_dir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_generate_then_features_for_monthly_cutoffs(tmp_path):
+    gen = cli("generate", "--lines", "30000", data_dir=tmp_path)
+    assert "accepted" in gen.stdout and "quarantined" in gen.stdout
+    cli("features", "--start", "2023-01-01", "--end", "2023-06-01", "--out", "f.parquet", data_dir=tmp_path)
+    frame = pd.read_parquet(tmp_path / "f.parquet")
+    assert frame["as_of"].nunique() == 6
+    assert {"recency_days", "churn", "purchase", "spend", "rfm_segment", "lifecycle", "abc_tier"} <= set(frame.columns)
+    assert not frame.duplicated(["customer_id", "as_of"]).any()
+
+
+def test_run_is_the_main_job_and_reruns_idempotently(tmp_path):
+    first = cli("run", "--lines", "20000", data_dir=tmp_path)
+    assert "Generated" in first.stdout
+    a = pd.read_parquet(tmp_path / "features.parquet")
+    second = cli("run", data_dir=tmp_path)
+    assert "Generated" not in second.stdout
+    pd.testing.assert_frame_equal(a, pd.read_parquet(tmp_path / "features.parquet"))
+
+
+def test_validate_prints_counts_and_writes_the_quarantine(tmp_path):
+    src = tmp_path / "log.csv"
+    src.write_text(DOZEN_CSV + ",12,2021-03-30 12:00:00,1,1.0,v,UK\nF,13,2021-03-30 12:00:00,1,0,v,UK\n")
+    proc = cli("validate", str(src), "--quarantine", "q.csv", data_dir=tmp_path)
+    assert "missing_customer_id" in proc.stdout and "nonpositive_price" in proc.stdout
+    q = pd.read_csv(tmp_path / "q.csv")
+    assert q["reason"].tolist() == ["missing_customer_id", "nonpositive_price"] and q["source_row"].tolist() == [13, 14]
+    assert not (tmp_path / "propensity.duckdb").exists()  # validate loads nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["validate", "missing.csv"], "does not exist"),
+        (["validate", "log.csv", "--preset", "nope"], "Unknown column preset"),
+        (["features", "--as-of", "2021-01-01"], "No store at"),
+        (["features", "--as-of", "yesterday"], "is not a date"),
+    ],
+)
+def test_user_mistakes_are_one_sentence_and_exit_2(tmp_path, args, message):
+    (tmp_path / "log.csv").write_text(DOZEN_CSV)
+    proc = cli(*args, data_dir=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 2
+
+
+def test_horizon_past_the_data_is_refused_by_the_cli(tmp_path):
+    (tmp_path / "log.csv").write_text(DOZEN_CSV)
+    cli("ingest", "log.csv", data_dir=tmp_path)
+    proc = cli("features", "--as-of", "2021-03-15", "--churn-horizon-days", "30", data_dir=tmp_path, check=False)
+    assert proc.returncode == 2 and "latest cutoff with a full horizon is 2021-03-01" in proc.stderr
+    ok = cli("features", "--as-of", "2021-03-15", "--no-labels", "--out", "f.csv", data_dir=tmp_path)
+    assert "1 cutoff" in ok.stdout
+
+
+def test_every_command_has_help(tmp_path):
+    for command in ("generate", "validate", "ingest", "features", "run"):
+        assert "--help" in cli(command, "--help", data_dir=tmp_path).stdout
