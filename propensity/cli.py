@@ -166,6 +166,92 @@ def features(
         out.print(rates.to_string())
 
 
+def print_leaderboard(result, metric: str) -> None:
+    table = Table(title=f"{result.task}: leaderboard (validation {metric} picks; test metrics on the untouched latest cutoff)")
+    for col in ("family", "kind", f"valid {metric}", "test ROC-AUC", "test PR-AUC", "log loss", "Brier", "ECE", "lift@10%", "fit s"):
+        table.add_column(col, justify="left" if col in ("family", "kind") else "right")
+    for row in result.leaderboard.itertuples():
+        mark = " *" if row.family == result.champion else ""
+        table.add_row(f"{row.family}{mark}", row.kind, f"{row.valid_metric:.4f}", f"{row.test_roc_auc:.4f}", f"{row.test_pr_auc:.4f}",
+                      f"{row.test_log_loss:.4f}", f"{row.test_brier:.4f}", f"{row.test_ece:.4f}", f"{row.test_lift_at_10:.2f}", f"{row.fit_s:.2f}")
+    out.print(table)
+    c = result.champion_test
+    out.print(f"Champion {result.champion} (calibrated) on test: ROC-AUC {c['roc_auc']:.4f}, PR-AUC {c['pr_auc']:.4f}, "
+              f"log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f}.")
+    if result.margins:
+        out.print("Margins over baselines (test): " + ", ".join(f"{k} {v:+.4f}" for k, v in result.margins.items()))
+    if result.version:
+        out.print(f"Registered as version {result.version} with alias @champion; run {result.run_id}.")
+
+
+TaskOpt = Annotated[str, typer.Option("--task", help="churn, purchase or all.")]
+
+
+def _tasks(task: str) -> list[str]:
+    if task not in ("churn", "purchase", "all"):
+        raise PropensityError(f"Unknown task {task!r}: use churn, purchase or all.")
+    return ["churn", "purchase"] if task == "all" else [task]
+
+
+@app.command()
+def train(
+    task: TaskOpt = "all",
+    models: Annotated[Optional[list[str]], typer.Option("--models", help="Model families to compare (repeatable); baselines always run.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="The quick profile: few trials (tests, demos).")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="Training config YAML (default: the shipped one).")] = None,
+    trials: Annotated[Optional[int], typer.Option(help="Override the Optuna trial budget per family.")] = None,
+    data_dir: DataDir = None,
+):
+    """Train and compare every model family and baseline per task; calibrate and register the champion in MLflow."""
+    from features.pipeline import open_store_log
+    from models.registry import configure_tracking
+    from training.config import load_config
+    from training.train import train_task
+
+    overrides = {"models": models}
+    if trials:
+        overrides["tuning"] = {"n_trials": trials}
+    cfg = load_config(config, "quick" if quick else None, **overrides)
+    tasks = _tasks(task)
+    uri = configure_tracking(data_dir)
+    log = open_store_log(store_path(data_dir))
+    try:
+        for name in tasks:
+            with console.status(f"Training {name}...") as status:
+                result = train_task(log, name, cfg, progress=lambda msg: status.update(f"Training {msg}..."))
+            print_leaderboard(result, cfg.metric)
+    finally:
+        log.close()
+    out.print(f"Runs and models live in {uri} (browse: mlflow ui --backend-store-uri {uri}).")
+
+
+@app.command()
+def evaluate(
+    as_of: Annotated[str, typer.Option("--as-of", help="Cutoff to evaluate on (its label horizon must be inside the data).")],
+    task: TaskOpt = "churn",
+    version: Annotated[Optional[int], typer.Option(help="Registered model version (default: the @champion alias).")] = None,
+    data_dir: DataDir = None,
+):
+    """Re-score a registered model on a chosen cutoff."""
+    from features.pipeline import open_store_log
+    from models.registry import configure_tracking
+    from training.config import load_config
+    from training.train import evaluate_registered
+
+    configure_tracking(data_dir)
+    log = open_store_log(store_path(data_dir))
+    try:
+        for name in _tasks(task):
+            metrics = evaluate_registered(log, name, as_of_date(as_of), load_config(), version)
+            out.print(f"{name} @ {as_of}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_at_10", "base_rate")) + f", n {metrics['n']}")
+    finally:
+        log.close()
+
+
+def as_of_date(text: str) -> date:
+    return as_cutoff(text)
+
+
 @app.command()
 def run(
     lines: Annotated[int, typer.Option(help="Size of the generated demo log when the store is empty.")] = 200_000,

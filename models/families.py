@@ -1,0 +1,140 @@
+"""Model families: each a scikit-learn pipeline (preprocessing inside) plus an Optuna search space.
+
+Preprocessing travels with the model: numeric features are median-imputed (with missing-value
+indicators; undefined gaps and trends are informative) and, for the linear and kernel models,
+standardised; categoricals are one-hot encoded with unknown and rare levels ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.kernel_approximation import Nystroem
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier
+
+from features.errors import PropensityError
+from models.baselines import BGNBDBaseline, RecencyRule
+from models.spec import FeatureSpec
+
+SVM_MAX_ROWS = 50_000  # above this, the SVM trains on a documented stratified subsample
+
+
+def _signed_log(x):
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def preprocessor(spec: FeatureSpec, scale: bool) -> ColumnTransformer:
+    numeric = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)]
+    if scale:  # heavy-tailed money and counts: signed log before standardising
+        numeric = [FunctionTransformer(_signed_log, feature_names_out="one-to-one"), *numeric, StandardScaler()]
+    parts = [("num", make_pipeline(*numeric), list(spec.numeric))]
+    if spec.categorical:
+        cat = make_pipeline(
+            SimpleImputer(strategy="constant", fill_value="(missing)"),
+            OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20, sparse_output=False),
+        )
+        parts.append(("cat", cat, list(spec.categorical)))
+    return ColumnTransformer(parts, verbose_feature_names_out=False)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    build: Callable[[FeatureSpec, dict, int], object]  # (spec, params, seed) -> unfitted estimator
+    space: Callable[["optuna.Trial"], dict]  # noqa: F821
+    baseline: bool = False
+    tuned: bool = True
+
+
+def _tree(spec, p, seed):
+    return Pipeline([("prep", preprocessor(spec, False)), ("model", DecisionTreeClassifier(random_state=seed, class_weight="balanced", **p))])
+
+
+def _forest(spec, p, seed):
+    return Pipeline([("prep", preprocessor(spec, False)), ("model", RandomForestClassifier(random_state=seed, n_jobs=2, class_weight="balanced_subsample", **p))])
+
+
+def _svm(spec, p, seed):
+    kernel = Pipeline([
+        ("prep", preprocessor(spec, True)),
+        ("rbf", Nystroem(kernel="rbf", gamma=p["gamma"], n_components=p["n_components"], random_state=seed)),
+        ("svm", LinearSVC(C=p["C"], class_weight="balanced", random_state=seed)),
+    ])
+    return CalibratedClassifierCV(kernel, method="sigmoid", cv=3)
+
+
+def _xgb(spec, p, seed):
+    from xgboost import XGBClassifier
+
+    return Pipeline([("prep", preprocessor(spec, False)), ("model", XGBClassifier(random_state=seed, n_jobs=2, tree_method="hist", eval_metric="logloss", **p))])
+
+
+def _lgbm(spec, p, seed):
+    from lightgbm import LGBMClassifier
+
+    return Pipeline([("prep", preprocessor(spec, False)), ("model", LGBMClassifier(random_state=seed, n_jobs=2, verbose=-1, deterministic=True, force_row_wise=True, **p))])
+
+
+def _logistic(spec, p, seed):
+    return Pipeline([("prep", preprocessor(spec, True)), ("model", LogisticRegression(C=p.get("C", 1.0), max_iter=2000))])
+
+
+FAMILIES: dict[str, Family] = {
+    "decision_tree": Family("decision_tree", _tree, lambda t: {
+        "max_depth": t.suggest_int("max_depth", 2, 12),
+        "min_samples_leaf": t.suggest_int("min_samples_leaf", 5, 200, log=True),
+    }),
+    "svm": Family("svm", _svm, lambda t: {
+        "C": t.suggest_float("C", 1e-3, 10, log=True),
+        "gamma": t.suggest_float("gamma", 1e-3, 1.0, log=True),
+        "n_components": t.suggest_int("n_components", 50, 300, step=50),
+    }),
+    "random_forest": Family("random_forest", _forest, lambda t: {
+        "n_estimators": t.suggest_int("n_estimators", 100, 400, step=100),
+        "max_depth": t.suggest_int("max_depth", 4, 16),
+        "min_samples_leaf": t.suggest_int("min_samples_leaf", 2, 50, log=True),
+        "max_features": t.suggest_float("max_features", 0.2, 0.8),
+    }),
+    "xgboost": Family("xgboost", _xgb, lambda t: {
+        "n_estimators": t.suggest_int("n_estimators", 100, 600, step=50),
+        "learning_rate": t.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "max_depth": t.suggest_int("max_depth", 2, 8),
+        "min_child_weight": t.suggest_float("min_child_weight", 1, 50, log=True),
+        "subsample": t.suggest_float("subsample", 0.6, 1.0),
+        "colsample_bytree": t.suggest_float("colsample_bytree", 0.5, 1.0),
+        "reg_lambda": t.suggest_float("reg_lambda", 1e-2, 10, log=True),
+    }),
+    "lightgbm": Family("lightgbm", _lgbm, lambda t: {
+        "n_estimators": t.suggest_int("n_estimators", 100, 600, step=50),
+        "learning_rate": t.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "num_leaves": t.suggest_int("num_leaves", 7, 63),
+        "min_child_samples": t.suggest_int("min_child_samples", 10, 200, log=True),
+        "subsample": t.suggest_float("subsample", 0.6, 1.0),
+        "subsample_freq": 1,
+        "colsample_bytree": t.suggest_float("colsample_bytree", 0.5, 1.0),
+        "reg_lambda": t.suggest_float("reg_lambda", 1e-2, 10, log=True),
+    }),
+    "logistic": Family("logistic", _logistic, lambda t: {"C": t.suggest_float("C", 1e-3, 10, log=True)}, baseline=True),
+    "recency_rule": Family("recency_rule", lambda spec, p, seed: RecencyRule(), lambda t: {}, baseline=True, tuned=False),
+    "bgnbd": Family(
+        "bgnbd", lambda spec, p, seed: BGNBDBaseline(p["horizon_days"], p["target"]), lambda t: {}, baseline=True, tuned=False
+    ),
+}
+CANDIDATES = ("decision_tree", "svm", "random_forest", "xgboost", "lightgbm")
+BASELINES = ("logistic", "recency_rule", "bgnbd")
+
+
+def get_family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise PropensityError(f"Unknown model family {name!r}; known families: {', '.join(FAMILIES)}.")
+    return FAMILIES[name]

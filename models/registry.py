@@ -1,0 +1,70 @@
+"""MLflow tracking and registry: the embedded default, and loading a registered model by alias.
+
+Default (no ``MLFLOW_TRACKING_URI``): a sqlite store ``<data dir>/mlflow.db`` and artifacts in
+``<data dir>/mlartifacts``. With ``MLFLOW_TRACKING_URI`` set, the same code talks to that server.
+Nothing is configured at import time: callers call ``configure_tracking`` first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from features.errors import PropensityError
+from features.store import data_dir as resolve_data_dir
+
+MODEL_NAMES = {"churn": "propensity-churn", "purchase": "propensity-purchase"}
+ALIAS = "champion"
+EXPERIMENT = "propensity"
+
+
+def configure_tracking(data_dir: Path | None = None) -> str:
+    """Point MLflow at the tracking store and make sure the experiment exists; return the URI."""
+    import logging
+    import warnings
+
+    import mlflow
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*CloudPickle.*")
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    root = resolve_data_dir(data_dir).resolve()
+    if not uri:
+        root.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        location = None if os.environ.get("MLFLOW_TRACKING_URI") else (root / "mlartifacts").as_uri()
+        mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    mlflow.set_experiment(EXPERIMENT)
+    return uri
+
+
+def model_uri(task: str, version: int | None = None) -> str:
+    if task not in MODEL_NAMES:
+        raise PropensityError(f"Unknown task {task!r}: use churn or purchase.")
+    name = MODEL_NAMES[task]
+    return f"models:/{name}/{version}" if version else f"models:/{name}@{ALIAS}"
+
+
+def load_model(task: str, version: int | None = None):
+    """The registered PropensityModel for a task (the champion alias unless a version is given)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = model_uri(task, version)
+    try:
+        return mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    except MlflowException:
+        raise PropensityError(f"No registered model at {uri}: train one first with `propensity train --task {task}`.") from None
+
+
+def model_version_info(task: str, version: int | None = None) -> dict:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    name = MODEL_NAMES[task]
+    mv = client.get_model_version(name, str(version)) if version else client.get_model_version_by_alias(name, ALIAS)
+    return {"name": name, "version": int(mv.version), "run_id": mv.run_id, "tags": dict(mv.tags)}

@@ -1,0 +1,44 @@
+"""The feature spec a model expects: which columns, which are categorical. It travels with the model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from features.definitions import available_features
+
+TASKS = {"churn": "churn", "purchase": "purchase"}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def to_dict(self) -> dict:
+        return {k: list(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureSpec":
+        return cls(tuple(data["numeric"]), tuple(data["categorical"]))
+
+
+def spec_for_columns(columns) -> FeatureSpec:
+    """The model inputs for a feature table with these columns (catalogue order)."""
+    present = set(columns)
+    feats = [f for f in available_features({"product_id", "quantity", "country", "channel"}) if f.name in present]
+    return FeatureSpec(tuple(f.name for f in feats if not f.categorical), tuple(f.name for f in feats if f.categorical))
+
+
+def model_input(frame, spec: FeatureSpec):
+    """The columns a model takes, with stable dtypes (float numerics, object categoricals)."""
+    cols = [c for c in ("customer_id",) if c in frame.columns]
+    X = frame[[*spec.columns, *cols]].copy()
+    for c in spec.numeric:
+        X[c] = X[c].astype("float64")
+    for c in spec.categorical:
+        X[c] = X[c].astype(object).where(X[c].notna(), None)
+    return X

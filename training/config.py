@@ -1,0 +1,92 @@
+"""Training configuration: YAML data validated into typed objects (with a quick profile)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from features.errors import PropensityError
+from models.families import FAMILIES
+
+METRICS = ("pr_auc", "roc_auc", "neg_log_loss")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Tuning(_Strict):
+    n_trials: int = 25
+    timeout_s: float = 120
+
+
+class TrainingConfig(_Strict):
+    seed: int = 42
+    metric: str = "pr_auc"
+    calibration: str = "sigmoid"
+    models: list[str]
+    baselines: list[str]
+    horizons: dict[str, int]
+    lookback_days: int = 365
+    min_history_days: int = 30
+    tuning: Tuning = Tuning()
+    svm_max_rows: int = 50_000
+
+    @field_validator("models", "baselines")
+    @classmethod
+    def _known(cls, names):
+        unknown = [n for n in names if n not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown model family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
+        return names
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value):
+        if value not in METRICS:
+            raise ValueError(f"must be one of {METRICS}")
+        return value
+
+    @field_validator("calibration")
+    @classmethod
+    def _calibration(cls, value):
+        if value not in ("isotonic", "sigmoid"):
+            raise ValueError("must be isotonic or sigmoid")
+        return value
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons(cls, value):
+        if set(value) != {"churn", "purchase"} or min(value.values()) < 1:
+            raise ValueError("needs positive churn and purchase horizons in days")
+        return value
+
+
+def _deep_update(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(path: Path | None = None, profile: str | None = None, **overrides) -> TrainingConfig:
+    try:
+        text = Path(path).read_text() if path else resources.files("training").joinpath("config/training.yaml").read_text()
+    except OSError as exc:
+        raise PropensityError(f"Cannot read the training config {path}: {exc.strerror}.") from None
+    data = yaml.safe_load(text) or {}
+    profiles = data.pop("profiles", {})
+    if profile:
+        if profile not in profiles:
+            raise PropensityError(f"Unknown training profile {profile!r}; known profiles: {sorted(profiles)}.")
+        data = _deep_update(data, profiles[profile])
+    data = _deep_update(data, {k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainingConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        raise PropensityError(f"The training config is invalid at {where!r}: {first['msg'].removeprefix('Value error, ')}.") from None

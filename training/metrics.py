@@ -1,0 +1,69 @@
+"""Ranking, probability and targeting metrics for a binary propensity score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+TOP_SHARES = (0.05, 0.10, 0.20)
+
+
+def expected_calibration_error(y, p, bins: int = 10) -> float:
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = idx == b
+        if mask.any():
+            total += mask.mean() * abs(y[mask].mean() - p[mask].mean())
+    return float(total)
+
+
+def top_share_metrics(y, p, share: float) -> dict[str, float]:
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    k = max(1, int(round(share * len(y))))
+    top = np.argsort(-p, kind="stable")[:k]
+    precision = y[top].mean()
+    base = y.mean()
+    pct = int(share * 100)
+    return {
+        f"precision_at_{pct}": float(precision),
+        f"recall_at_{pct}": float(y[top].sum() / max(y.sum(), 1)),
+        f"lift_at_{pct}": float(precision / base) if base > 0 else float("nan"),
+    }
+
+
+def score_metrics(y, p) -> dict[str, float]:
+    y, p = np.asarray(y, int), np.clip(np.asarray(p, float), 1e-7, 1 - 1e-7)
+    two_classes = len(np.unique(y)) == 2
+    out = {
+        "roc_auc": float(roc_auc_score(y, p)) if two_classes else float("nan"),
+        "pr_auc": float(average_precision_score(y, p)) if two_classes else float("nan"),
+        "log_loss": float(log_loss(y, p, labels=[0, 1])),
+        "brier": float(brier_score_loss(y, p)),
+        "ece": expected_calibration_error(y, p),
+        "base_rate": float(y.mean()),
+        "n": int(len(y)),
+    }
+    for share in TOP_SHARES:
+        out.update(top_share_metrics(y, p, share))
+    out["neg_log_loss"] = -out["log_loss"]
+    return out
+
+
+def segment_metrics(y, p, segments: pd.Series) -> pd.DataFrame:
+    rows = []
+    frame = pd.DataFrame({"y": np.asarray(y), "p": np.asarray(p), "segment": np.asarray(segments)})
+    for name, part in frame.groupby("segment"):
+        two = part["y"].nunique() == 2
+        rows.append({
+            "segment": name,
+            "n": len(part),
+            "rate": part["y"].mean(),
+            "mean_score": part["p"].mean(),
+            "roc_auc": roc_auc_score(part["y"], part["p"]) if two else np.nan,
+            "pr_auc": average_precision_score(part["y"], part["p"]) if two else np.nan,
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,77 @@
+"""Evaluation plots: ROC, PR, calibration, cumulative gain, feature importance (PNG files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def cumulative_gain(y, p) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-np.asarray(p), kind="stable")
+    hits = np.cumsum(np.asarray(y)[order])
+    share = np.arange(1, len(order) + 1) / len(order)
+    return share, hits / max(hits[-1], 1)
+
+
+def plot_all(y, scores: dict[str, np.ndarray], champion: str, calibrated: np.ndarray, title: str, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for name, p in scores.items():
+        fpr, tpr, _ = roc_curve(y, p)
+        ax.plot(fpr, tpr, lw=2 if name == champion else 1, label=name)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC - {title}")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, out / "roc.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for name, p in scores.items():
+        prec, rec, _ = precision_recall_curve(y, p)
+        ax.plot(rec, prec, lw=2 if name == champion else 1, label=name)
+    ax.axhline(np.mean(y), color="k", ls=":", lw=0.8)
+    ax.set(xlabel="recall", ylabel="precision", title=f"Precision-recall - {title}")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, out / "pr.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for name, p in scores.items():
+        share, gain = cumulative_gain(y, p)
+        ax.plot(share, gain, lw=2 if name == champion else 1, label=name)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="share of customers contacted (by score)", ylabel="share of positives reached", title=f"Cumulative gain - {title}")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, out / "gain.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for label, p in ((f"{champion} (raw)", scores[champion]), (f"{champion} (calibrated)", calibrated)):
+        frac, mean = calibration_curve(y, p, n_bins=10, strategy="quantile")
+        ax.plot(mean, frac, marker="o", label=label)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="predicted probability", ylabel="observed rate", title=f"Calibration (test) - {title}")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, out / "calibration.png"))
+    return paths
+
+
+def plot_importance(importance: pd.Series, title: str, out: Path) -> Path:
+    top = importance.sort_values().tail(15)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.barh(top.index, top.values)
+    ax.set(xlabel="permutation importance (drop in PR-AUC)", title=f"Feature importance - {title}")
+    return _save(fig, out / "importance.png")
