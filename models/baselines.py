@@ -9,11 +9,13 @@ can only drop out right after a purchase, so the first purchase in the window ha
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.isotonic import IsotonicRegression
 
 
@@ -58,9 +60,21 @@ def bgnbd_log_likelihood(params, x, t_x, T) -> np.ndarray:
     return np.logaddexp(first, second)
 
 
+_FIT_CACHE: dict[bytes, tuple] = {}
+
+
 def fit_bgnbd(x, t_x, T, init=(1.0, 1.0, 1.0, 1.0)) -> tuple[float, float, float, float]:
-    """Maximum-likelihood (r, alpha, a, b), optimised on log-parameters."""
+    """Maximum-likelihood (r, alpha, a, b), optimised on log-parameters (memoised per data)."""
     x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
+    key = hashlib.sha1(np.concatenate([x, t_x, T, np.asarray(init, float)]).tobytes()).digest()
+    if key not in _FIT_CACHE:
+        if len(_FIT_CACHE) > 64:
+            _FIT_CACHE.clear()
+        _FIT_CACHE[key] = _fit_bgnbd(x, t_x, T, init)
+    return _FIT_CACHE[key]
+
+
+def _fit_bgnbd(x, t_x, T, init):
 
     def negll(logp):
         return -bgnbd_log_likelihood(np.exp(logp), x, t_x, T).sum()
@@ -96,9 +110,7 @@ class BGNBDBaseline(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y=None):
         self.classes_ = np.array([0, 1])
-        # Each customer once, at its latest training cutoff: repeated snapshots are not independent draws.
-        latest = X.sort_values("btyd_T").groupby(X["customer_id"], sort=False).tail(1) if "customer_id" in X else X
-        self.params_ = fit_bgnbd(*self._summary(latest))
+        self.params_ = fit_bgnbd(*self._summary(_latest_per_customer(X)))
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -108,3 +120,36 @@ class BGNBDBaseline(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+BTYD_FEATURES = ("bgnbd_p_alive", "bgnbd_p_purchase_30d", "bgnbd_p_purchase_90d")
+
+
+def _latest_per_customer(X: pd.DataFrame) -> pd.DataFrame:
+    """Each customer once, at its latest cutoff: repeated snapshots are not independent draws."""
+    if "customer_id" not in X:
+        return X
+    return X.sort_values("btyd_T", kind="stable").groupby(X["customer_id"], sort=False).tail(1)
+
+
+class BGNBDFeatures(TransformerMixin, BaseEstimator):
+    """Adds BG/NBD P(alive) and P(purchase in 30/90 days), fitted on the training rows only.
+
+    Inside a model pipeline, it gives every learner the BTYD model's signal, with no leakage: the
+    parameters are learned in ``fit`` and travel with the fitted pipeline.
+    """
+
+    def fit(self, X: pd.DataFrame, y=None):
+        self.params_ = fit_bgnbd(*BGNBDBaseline._summary(_latest_per_customer(X)))
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        summary = BGNBDBaseline._summary(X)
+        out = X.copy()
+        out["bgnbd_p_alive"] = bgnbd_p_alive(self.params_, *summary)
+        for h in (30, 90):
+            out[f"bgnbd_p_purchase_{h}d"] = bgnbd_p_purchase(self.params_, *summary, h)
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        return np.array([*(input_features or []), *BTYD_FEATURES], dtype=object)

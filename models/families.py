@@ -23,7 +23,7 @@ from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from features.errors import PropensityError
-from models.baselines import BGNBDBaseline, RecencyRule
+from models.baselines import BTYD_FEATURES, BGNBDBaseline, BGNBDFeatures, RecencyRule
 from models.spec import FeatureSpec
 
 SVM_MAX_ROWS = 50_000  # above this, the SVM trains on a documented stratified subsample
@@ -33,11 +33,11 @@ def _signed_log(x):
     return np.sign(x) * np.log1p(np.abs(x))
 
 
-def preprocessor(spec: FeatureSpec, scale: bool) -> ColumnTransformer:
+def preprocessor(spec: FeatureSpec, scale: bool, btyd: bool = True) -> ColumnTransformer:
     numeric = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)]
     if scale:  # heavy-tailed money and counts: signed log before standardising
         numeric = [FunctionTransformer(_signed_log, feature_names_out="one-to-one"), *numeric, StandardScaler()]
-    parts = [("num", make_pipeline(*numeric), list(spec.numeric))]
+    parts = [("num", make_pipeline(*numeric), [*spec.numeric, *(BTYD_FEATURES if btyd else ())])]
     if spec.categorical:
         cat = make_pipeline(
             SimpleImputer(strategy="constant", fill_value="(missing)"),
@@ -56,17 +56,22 @@ class Family:
     tuned: bool = True
 
 
+def _with_btyd(spec, scale: bool) -> list:
+    """Pipeline head shared by the learners: BG/NBD features (fitted on training rows), then preprocessing."""
+    return [("btyd", BGNBDFeatures()), ("prep", preprocessor(spec, scale))]
+
+
 def _tree(spec, p, seed):
-    return Pipeline([("prep", preprocessor(spec, False)), ("model", DecisionTreeClassifier(random_state=seed, class_weight="balanced", **p))])
+    return Pipeline([*_with_btyd(spec, False), ("model", DecisionTreeClassifier(random_state=seed, class_weight="balanced", **p))])
 
 
 def _forest(spec, p, seed):
-    return Pipeline([("prep", preprocessor(spec, False)), ("model", RandomForestClassifier(random_state=seed, n_jobs=2, class_weight="balanced_subsample", **p))])
+    return Pipeline([*_with_btyd(spec, False), ("model", RandomForestClassifier(random_state=seed, n_jobs=2, class_weight="balanced_subsample", **p))])
 
 
 def _svm(spec, p, seed):
     kernel = Pipeline([
-        ("prep", preprocessor(spec, True)),
+        *_with_btyd(spec, True),
         ("rbf", Nystroem(kernel="rbf", gamma=p["gamma"], n_components=p["n_components"], random_state=seed)),
         ("svm", LinearSVC(C=p["C"], class_weight="balanced", random_state=seed)),
     ])
@@ -76,17 +81,17 @@ def _svm(spec, p, seed):
 def _xgb(spec, p, seed):
     from xgboost import XGBClassifier
 
-    return Pipeline([("prep", preprocessor(spec, False)), ("model", XGBClassifier(random_state=seed, n_jobs=2, tree_method="hist", eval_metric="logloss", **p))])
+    return Pipeline([*_with_btyd(spec, False), ("model", XGBClassifier(random_state=seed, n_jobs=2, tree_method="hist", eval_metric="logloss", **p))])
 
 
 def _lgbm(spec, p, seed):
     from lightgbm import LGBMClassifier
 
-    return Pipeline([("prep", preprocessor(spec, False)), ("model", LGBMClassifier(random_state=seed, n_jobs=2, verbose=-1, deterministic=True, force_row_wise=True, **p))])
+    return Pipeline([*_with_btyd(spec, False), ("model", LGBMClassifier(random_state=seed, n_jobs=2, verbose=-1, deterministic=True, force_row_wise=True, **p))])
 
 
 def _logistic(spec, p, seed):
-    return Pipeline([("prep", preprocessor(spec, True)), ("model", LogisticRegression(C=p.get("C", 1.0), max_iter=2000))])
+    return Pipeline([("prep", preprocessor(spec, True, btyd=False)), ("model", LogisticRegression(C=p.get("C", 1.0), max_iter=2000))])
 
 
 FAMILIES: dict[str, Family] = {

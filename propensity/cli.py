@@ -257,16 +257,23 @@ def run(
     lines: Annotated[int, typer.Option(help="Size of the generated demo log when the store is empty.")] = 200_000,
     seed: Annotated[int, typer.Option(help="Random seed of the demo log.")] = 42,
     regenerate: Annotated[bool, typer.Option(help="Regenerate the demo log even if the store has one.")] = False,
+    train: Annotated[bool, typer.Option(help="Train and register the churn and purchase models (quick profile).")] = True,
     data_dir: DataDir = None,
 ):
-    """The main job: (generate a demo log if the store is empty) -> validate -> features over monthly cutoffs."""
+    """The main job: (demo log if the store is empty) -> validate -> features -> train, compare, register (quick)."""
     from propensity.main_job import run_main_job
 
     t0 = time.perf_counter()
-    result = run_main_job(data_dir, lines=lines, seed=seed, regenerate=regenerate)
+    with console.status("Running the main job...") as status:
+        result = run_main_job(data_dir, lines=lines, seed=seed, regenerate=regenerate, train=train,
+                              progress=lambda msg: status.update(f"Main job: {msg}..."))
     if result.generated:
         out.print(f"Generated a {lines:,}-line demo log and loaded it into {result.store}.")
     out.print(f"Features: {result.rows:,} customer-cutoff rows over {result.cutoffs} monthly cutoffs -> {result.features}")
+    for task_result in result.training:
+        print_leaderboard(task_result, "pr_auc")
+    if result.tracking_uri:
+        out.print(f"Runs and registered models: {result.tracking_uri} (browse: mlflow ui --backend-store-uri {result.tracking_uri})")
     out.print(f"Done in {time.perf_counter() - t0:.1f}s.")
 
 

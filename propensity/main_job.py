@@ -1,8 +1,8 @@
-"""The main job the README's first command runs: data -> validated store -> features (-> later: train, score, report)."""
+"""The main job the README's first command runs: data -> validated store -> features -> train (quick)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +23,8 @@ class MainJobResult:
     rows: int
     cutoffs: int
     generated: bool
+    training: list = field(default_factory=list)
+    tracking_uri: str = ""
 
 
 def training_cutoffs(first_ts, last_ts, horizons: Horizons) -> list:
@@ -32,7 +34,9 @@ def training_cutoffs(first_ts, last_ts, horizons: Horizons) -> list:
     return monthly_cutoffs(earliest, latest)
 
 
-def run_main_job(data_dir: Path | None = None, lines: int = 200_000, seed: int = 42, regenerate: bool = False) -> MainJobResult:
+def run_main_job(
+    data_dir: Path | None = None, lines: int = 200_000, seed: int = 42, regenerate: bool = False, train: bool = True, progress=lambda _: None
+) -> MainJobResult:
     import pyarrow.parquet as pq
 
     from features.store import atomic_path
@@ -48,10 +52,21 @@ def run_main_job(data_dir: Path | None = None, lines: int = 200_000, seed: int =
     horizons = Horizons()
     log = open_store_log(store)
     try:
+        progress("features")
         first_ts, last_ts = data_window(log.table)
         cutoffs = training_cutoffs(first_ts, last_ts, horizons)
         frame = feature_table(log, cutoffs, horizons, with_labels=True, rules=load_segment_rules())
+        target = write_frame(frame, root / "features.parquet")
+        result = MainJobResult(store, target, len(frame), len(cutoffs), generated)
+        if train:
+            from models.registry import configure_tracking
+            from training.config import load_config
+            from training.train import train_task
+
+            result.tracking_uri = configure_tracking(data_dir)
+            cfg = load_config(profile="quick")
+            for task in ("churn", "purchase"):
+                result.training.append(train_task(log, task, cfg, progress=progress))
     finally:
         log.close()
-    target = write_frame(frame, root / "features.parquet")
-    return MainJobResult(store, target, len(frame), len(cutoffs), generated)
+    return result

@@ -30,10 +30,10 @@ def test_generate_then_features_for_monthly_cutoffs(tmp_path):
 
 
 def test_run_is_the_main_job_and_reruns_idempotently(tmp_path):
-    first = cli("run", "--lines", "20000", data_dir=tmp_path)
+    first = cli("run", "--lines", "20000", "--no-train", data_dir=tmp_path)
     assert "Generated" in first.stdout
     a = pd.read_parquet(tmp_path / "features.parquet")
-    second = cli("run", data_dir=tmp_path)
+    second = cli("run", "--no-train", data_dir=tmp_path)
     assert "Generated" not in second.stdout
     pd.testing.assert_frame_equal(a, pd.read_parquet(tmp_path / "features.parquet"))
 
@@ -77,3 +77,13 @@ def test_horizon_past_the_data_is_refused_by_the_cli(tmp_path):
 def test_every_command_has_help(tmp_path):
     for command in ("generate", "validate", "ingest", "features", "run"):
         assert "--help" in cli(command, "--help", data_dir=tmp_path).stdout
+
+
+def test_main_job_trains_registers_and_evaluate_reads_the_registry(tmp_path):
+    proc = cli("run", "--lines", "40000", data_dir=tmp_path)
+    assert "churn: leaderboard" in proc.stdout and "purchase: leaderboard" in proc.stdout
+    assert "alias @champion" in proc.stdout and (tmp_path / "mlflow.db").exists()
+    ev = cli("evaluate", "--task", "churn", "--as-of", "2023-06-01", data_dir=tmp_path)
+    assert "churn @ 2023-06-01: roc_auc" in ev.stdout
+    bad = cli("train", "--task", "churn", "--models", "deep_forest", data_dir=tmp_path, check=False)
+    assert bad.returncode == 2 and "unknown model family 'deep_forest'" in bad.stderr

@@ -20,7 +20,7 @@ class _Strict(BaseModel):
 
 class Tuning(_Strict):
     n_trials: int = 25
-    timeout_s: float = 120
+    timeout_s: float = 60
 
 
 class TrainingConfig(_Strict):
