@@ -6,11 +6,9 @@ The cutoff rule: features use ``ts < as_of``; labels use ``as_of <= ts < as_of +
 Durations come from epoch seconds and whole epoch days with integer divisors, and timestamps are
 naive UTC, so DuckDB (the default) and Spark compile the same definitions to the same numbers.
 
-Speed: the log is reduced once to invoice events, purchase days and first-seen products. Each of
-those rows gets a bucket (how many cutoffs are at or before it); whole-history aggregates are
-computed per (customer, bucket) and summed over buckets <= k for cutoff k, so the cost of many
-cutoffs is a join of small partial tables. Only windowed features (<= 365 days) join events to
-cutoffs, over that window alone. Many cutoffs never rescan or regroup the line-level log.
+Speed: the log is reduced once to invoice facts (one row per customer invoice), purchase days and
+first-seen products; every cutoff is then a conditional aggregate over those small tables in one
+grouped pass (cutoffs x invoices), so many cutoffs do not rescan or regroup the line-level log.
 """
 
 from __future__ import annotations
@@ -78,9 +76,8 @@ def cutoff_table(cutoffs: list[date]) -> ir.Table:
             "as_of": [datetime.combine(d, datetime.min.time()) for d in days],
             "as_of_day": [(d - epoch).days for d in days],
             "as_of_s": [(d - epoch).days * DAY for d in days],
-            "k": list(range(len(days))),
         },
-        schema={"as_of": "timestamp", "as_of_day": "int64", "as_of_s": "int64", "k": "int64"},
+        schema={"as_of": "timestamp", "as_of_day": "int64", "as_of_s": "int64"},
     )
 
 
@@ -114,90 +111,55 @@ def invoice_facts(tx: ir.Table) -> ir.Table:
     return inv.mutate(first_purchase=inv.is_purchase & (rank == 0))
 
 
-def _cutoff_seconds(cutoffs: list[date]) -> list[int]:
-    epoch = date(1970, 1, 1)
-    return [(d - epoch).days * DAY for d in sorted({as_cutoff(c) for c in cutoffs})]
-
-
-def _bucket(seconds: ir.IntegerColumn, cutoff_s: list[int]) -> ir.IntegerColumn:
-    """How many cutoffs are at or before this moment: a row counts for cutoff k iff its bucket <= k."""
-    bucket = ibis.literal(0, "int64")
-    for c in cutoff_s:
-        bucket = bucket + (seconds >= c).cast("int64")
-    return bucket
-
-
-def _cumulative(parts: ir.Table, cut: ir.Table, keys: list[str], combine: dict) -> ir.Table:
-    """Combine per-bucket partial aggregates into per-cutoff totals (bucket <= k)."""
-    j = parts.join(cut, parts.b <= cut.k)
-    return j.group_by(keys).aggregate(**{name: getattr(j[name], how)() for name, how in combine.items()})
-
-
-def _event_parts(inv: ir.Table, cutoff_s: list[int]) -> tuple[ir.Table, dict]:
-    """Whole-history aggregates of invoice events per (customer, bucket), and how to combine them."""
-    ev = inv.mutate(b=_bucket(inv.ts_s, cutoff_s))
-    ev = ev.filter(ev.b < len(cutoff_s))
-    p, first = ev.is_purchase, ev.first_purchase
+def _per_cutoff_aggregates(inv: ir.Table, cut: ir.Table) -> ir.Table:
+    j = inv.join(cut, inv.ts_s < cut.as_of_s)
+    age = j.as_of_s - j.ts_s
+    p = j.is_purchase
+    first = j.first_purchase
     count = lambda cond: cond.cast("int64").sum()  # noqa: E731
-    partial = {
-        "last_s": ibis.ifelse(p, ev.ts_s, ibis.null("int64")).max(),
-        "first_s": ibis.ifelse(p, ev.ts_s, ibis.null("int64")).min(),
+    aggs = {
+        "last_s": ibis.ifelse(p, j.ts_s, ibis.null("int64")).max(),
+        "first_s": ibis.ifelse(p, j.ts_s, ibis.null("int64")).min(),
         "frequency_invoices": count(first),
-        "monetary_total": ev.sale_value.sum(),
-        "return_value": ev.return_value.sum(),
-        "sale_lines": ev.sale_lines.sum(),
-        "return_lines": ev.return_lines.sum(),
-        "weekend_invoices": count(first & ((ev.day + 3) % 7 >= 5)),  # epoch day 0 was a Thursday
+        "monetary_total": j.sale_value.sum(),
+        "return_value": j.return_value.sum(),
+        "sale_lines": j.sale_lines.sum(),
+        "return_lines": j.return_lines.sum(),
+        "weekend_invoices": count(first & ((j.day + 3) % 7 >= 5)),  # epoch day 0 was a Thursday
+        "spend_prev": ibis.ifelse((age > TREND_DAYS * DAY) & (age <= 2 * TREND_DAYS * DAY), j.sale_value, 0.0).sum(),
     }
     if "sale_units" in inv.columns:
-        partial["sale_units"] = ev.sale_units.sum()
-    combine = {name: ("max" if name == "last_s" else "min" if name == "first_s" else "sum") for name in partial}
-    return ev.group_by(["customer_id", "b"]).aggregate(**partial), combine
-
-
-def _windowed_aggregates(inv: ir.Table, cut: ir.Table) -> tuple[ir.Table, list[str]]:
-    """Counts and spend in the trailing windows: joins events to cutoffs over the longest window only."""
-    longest = max(max(WINDOWS_DAYS), 2 * TREND_DAYS) * DAY
-    j = inv.join(cut, (inv.ts_s < cut.as_of_s) & (inv.ts_s >= cut.as_of_s - longest))
-    age = j.as_of_s - j.ts_s
-    windowed = {"spend_prev": ibis.ifelse((age > TREND_DAYS * DAY) & (age <= 2 * TREND_DAYS * DAY), j.sale_value, 0.0).sum()}
+        aggs["sale_units"] = j.sale_units.sum()
     for w in WINDOWS_DAYS:
-        windowed[f"invoices_{w}d"] = (j.first_purchase & (age <= w * DAY)).cast("int64").sum()
-        windowed[f"spend_{w}d"] = ibis.ifelse(age <= w * DAY, j.sale_value, 0.0).sum()
-    return j.group_by(KEYS).aggregate(**windowed), list(windowed)
+        aggs[f"invoices_{w}d"] = count(first & (age <= w * DAY))
+        aggs[f"spend_{w}d"] = ibis.ifelse(age <= w * DAY, j.sale_value, 0.0).sum()
+    return j.group_by(["customer_id", "as_of", "as_of_s", "as_of_day"]).aggregate(**aggs)
 
 
-def _day_parts(inv: ir.Table, cutoff_s: list[int]) -> tuple[ir.Table, dict]:
-    """Distinct purchase days and the gaps between them, per (customer, bucket)."""
+def _purchase_day_aggregates(inv: ir.Table, cut: ir.Table) -> ir.Table:
     days = inv.filter(inv.is_purchase).select("customer_id", "day").distinct()
     days = days.mutate(gap=days.day - days.day.lag().over(group_by="customer_id", order_by="day"))
-    days = days.mutate(b=_bucket(days.day * DAY, cutoff_s))
-    days = days.filter(days.b < len(cutoff_s))
-    parts = days.group_by(["customer_id", "b"]).aggregate(
-        frequency_days=days.count(),
-        first_day=days.day.min(),
-        last_day=days.day.max(),
-        gap_n=days.gap.count(),
-        gap_sum=days.gap.sum(),
-        gap_sumsq=(days.gap * days.gap).sum(),
+    j = days.join(cut, days.day < cut.as_of_day)
+    return j.group_by(KEYS).aggregate(
+        frequency_days=j.count(),
+        first_day=j.day.min(),
+        last_day=j.day.max(),
+        gap_n=j.gap.count(),
+        gap_sum=j.gap.sum(),
+        gap_sumsq=(j.gap * j.gap).sum(),
     )
-    return parts, {"frequency_days": "sum", "first_day": "min", "last_day": "max", "gap_n": "sum", "gap_sum": "sum", "gap_sumsq": "sum"}
 
 
-def _product_parts(tx: ir.Table, cutoff_s: list[int]) -> tuple[ir.Table, dict]:
-    """Products first bought per (customer, bucket): their running sum is the distinct product count."""
+def _product_aggregates(tx: ir.Table, cut: ir.Table) -> ir.Table:
     first = tx.filter(~tx.is_return & tx.product_id.notnull()).group_by(["customer_id", "product_id"]).aggregate(first_ts=tx.ts.min())
-    first = first.mutate(b=_bucket(first.first_ts.epoch_seconds().cast("int64"), cutoff_s))
-    first = first.filter(first.b < len(cutoff_s))
-    return first.group_by(["customer_id", "b"]).aggregate(distinct_products=first.count()), {"distinct_products": "sum"}
+    first = first.mutate(first_s=first.first_ts.epoch_seconds().cast("int64"))
+    j = first.join(cut, first.first_s < cut.as_of_s)
+    return j.group_by(KEYS).aggregate(distinct_products=j.count())
 
 
-def _main_category(inv: ir.Table, cut: ir.Table, cutoff_s: list[int], column: str) -> ir.Table:
-    ev = inv.filter(inv.first_purchase & inv[column].notnull())
-    ev = ev.mutate(b=_bucket(ev.ts_s, cutoff_s))
-    ev = ev.filter(ev.b < len(cutoff_s))
-    parts = ev.group_by(["customer_id", column, "b"]).aggregate(n=ev.count())
-    counts = _cumulative(parts, cut, [*KEYS, column], {"n": "sum"})
+def _main_category(inv: ir.Table, cut: ir.Table, column: str) -> ir.Table:
+    j = inv.join(cut, inv.ts_s < cut.as_of_s)
+    counts = j.filter(j.first_purchase & j[column].notnull()).group_by([*KEYS, column]).aggregate(n=_.count())
     ranked = counts.mutate(rn=ibis.row_number().over(group_by=KEYS, order_by=[ibis.desc("n"), column]))
     return ranked.filter(ranked.rn == 0).select(*KEYS, **{f"main_{column}": ranked[column]})
 
@@ -209,25 +171,16 @@ def _ratio(num, den):
 def features_expr(tx: ir.Table, cutoffs: list[date], lookback_days: int = 365) -> ir.Table:
     """Features for every customer with a purchase in ``[as_of - lookback_days, as_of)``, per cutoff."""
     cut = cutoff_table(cutoffs)
-    cutoff_s = _cutoff_seconds(cutoffs)
     inv = invoice_facts(tx)
-    # Every purchase day and first-bought product lies in a bucket that has a purchase event, so the
-    # partial tables join onto the event partials, and all expand to cutoffs in one pass.
-    parts, combine = _event_parts(inv, cutoff_s)
-    extra = [_day_parts(inv, cutoff_s)] + ([_product_parts(tx, cutoff_s)] if "product_id" in tx.columns else [])
-    for table, how in extra:
-        parts = parts.left_join(table, ["customer_id", "b"]).drop("customer_id_right", "b_right")
-        combine.update(how)
-    g = _cumulative(parts, cut, ["customer_id", "as_of", "as_of_s", "as_of_day"], combine)
+    g = _per_cutoff_aggregates(inv, cut)
     g = g.filter(g.last_s.notnull() & (g.as_of_s - g.last_s <= lookback_days * DAY))
-    recent, windowed = _windowed_aggregates(inv, cut)
-    t = g.left_join(recent, KEYS).drop("customer_id_right", "as_of_right")
-    t = t.mutate(**{name: t[name].fill_null(0) for name in windowed})
-    if "distinct_products" in t.columns:
-        t = t.mutate(distinct_products=t.distinct_products.fill_null(0))
+    d = _purchase_day_aggregates(inv, cut)
+    t = g.left_join(d, KEYS).drop("customer_id_right", "as_of_right")
+    if "product_id" in tx.columns:
+        t = t.left_join(_product_aggregates(tx, cut), KEYS).drop("customer_id_right", "as_of_right")
     for cat in ("country", "channel"):
         if cat in tx.columns:
-            t = t.left_join(_main_category(inv, cut, cutoff_s, cat), KEYS).drop("customer_id_right", "as_of_right")
+            t = t.left_join(_main_category(inv, cut, cat), KEYS).drop("customer_id_right", "as_of_right")
 
     recency = (t.as_of_s - t.last_s) / DAY
     gap_mean = _ratio(t.gap_sum, t.gap_n)
