@@ -28,7 +28,8 @@ def configure_tracking(data_dir: Path | None = None) -> str:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*CloudPickle.*")
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    remote = os.environ.get("MLFLOW_TRACKING_URI")  # read first: mlflow.set_tracking_uri sets this variable
+    uri = remote
     root = resolve_data_dir(data_dir).resolve()
     if not uri:
         root.mkdir(parents=True, exist_ok=True)
@@ -36,7 +37,7 @@ def configure_tracking(data_dir: Path | None = None) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        location = None if os.environ.get("MLFLOW_TRACKING_URI") else (root / "mlartifacts").as_uri()
+        location = None if remote else (root / "mlartifacts").as_uri()
         mlflow.create_experiment(EXPERIMENT, artifact_location=location)
     mlflow.set_experiment(EXPERIMENT)
     return uri

@@ -126,3 +126,15 @@ def test_loading_an_unregistered_model_is_one_clear_error(tracking):
 
     with pytest.raises(PropensityError, match="No registered model"):
         load_model("purchase")
+
+
+def test_embedded_tracking_keeps_artifacts_in_the_data_dir(tmp_path, monkeypatch):
+    import mlflow
+
+    from models.registry import configure_tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    uri = configure_tracking(tmp_path / "data")
+    assert uri == f"sqlite:///{tmp_path / 'data' / 'mlflow.db'}"
+    assert mlflow.get_experiment_by_name("propensity").artifact_location == (tmp_path / "data" / "mlartifacts").as_uri()
