@@ -36,6 +36,9 @@ def configure_tracking(data_dir: Path | None = None) -> str:
         uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if os.environ.get("MLFLOW_EXPERIMENT_ID"):  # inside `mlflow run`: log into the project's experiment
+        mlflow.set_experiment(experiment_id=os.environ["MLFLOW_EXPERIMENT_ID"])
+        return uri
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         location = None if remote else (root / "mlartifacts").as_uri()
         mlflow.create_experiment(EXPERIMENT, artifact_location=location)
@@ -69,3 +72,14 @@ def model_version_info(task: str, version: int | None = None) -> dict:
     name = MODEL_NAMES[task]
     mv = client.get_model_version(name, str(version)) if version else client.get_model_version_by_alias(name, ALIAS)
     return {"name": name, "version": int(mv.version), "run_id": mv.run_id, "tags": dict(mv.tags)}
+
+
+def project_run():
+    """Inside `mlflow run` (MLFLOW_RUN_ID set), resume the project's run so task runs nest under it."""
+    import contextlib
+
+    import mlflow
+
+    if os.environ.get("MLFLOW_RUN_ID") and mlflow.active_run() is None:
+        return mlflow.start_run()
+    return contextlib.nullcontext()

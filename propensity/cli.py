@@ -22,7 +22,7 @@ from features.validate import REASONS, ValidationReport
 
 app = typer.Typer(help="Propensity: churn and purchase propensity from retail transaction logs.", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 console = Console(stderr=True)
-out = Console()
+out = Console() if sys.stdout.isatty() else Console(width=200)  # logs and pipes get whole tables
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory holding the embedded store [env PROPENSITY_DATA_DIR, default ./data].")]
 Preset = Annotated[str, typer.Option(help="Column preset: canonical or online_retail (UCI Online Retail I/II).")]
@@ -204,7 +204,7 @@ def train(
 ):
     """Train and compare every model family and baseline per task; calibrate and register the champion in MLflow."""
     from features.pipeline import open_store_log
-    from models.registry import configure_tracking
+    from models.registry import configure_tracking, project_run
     from training.config import load_config
     from training.train import train_task
 
@@ -216,10 +216,11 @@ def train(
     uri = configure_tracking(data_dir)
     log = open_store_log(store_path(data_dir))
     try:
-        for name in tasks:
-            with console.status(f"Training {name}...") as status:
-                result = train_task(log, name, cfg, progress=lambda msg: status.update(f"Training {msg}..."))
-            print_leaderboard(result, cfg.metric)
+        with project_run():
+            for name in tasks:
+                with console.status(f"Training {name}...") as status:
+                    result = train_task(log, name, cfg, progress=lambda msg: status.update(f"Training {msg}..."))
+                print_leaderboard(result, cfg.metric)
     finally:
         log.close()
     out.print(f"Runs and models live in {uri} (browse: mlflow ui --backend-store-uri {uri}).")

@@ -59,14 +59,15 @@ def run_main_job(
         target = write_frame(frame, root / "features.parquet")
         result = MainJobResult(store, target, len(frame), len(cutoffs), generated)
         if train:
-            from models.registry import configure_tracking
+            from models.registry import configure_tracking, project_run
             from training.config import load_config
             from training.train import train_task
 
             result.tracking_uri = configure_tracking(data_dir)
             cfg = load_config(profile="quick")
-            for task in ("churn", "purchase"):
-                result.training.append(train_task(log, task, cfg, progress=progress))
+            with project_run():
+                for task in ("churn", "purchase"):
+                    result.training.append(train_task(log, task, cfg, progress=progress))
     finally:
         log.close()
     return result

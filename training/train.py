@@ -157,7 +157,7 @@ def _has_tabulate() -> bool:
 def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, progress: Callable[[str], None] = lambda _: None) -> TaskResult:
     data = prepare_task(log, task, cfg)
     families = [*cfg.models, *[b for b in cfg.baselines if b not in cfg.models]]
-    with mlflow.start_run(run_name=f"train-{task}") as parent, tempfile.TemporaryDirectory() as tmp:
+    with mlflow.start_run(run_name=f"train-{task}", nested=mlflow.active_run() is not None) as parent, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         mlflow.log_dict(cfg.model_dump(), "config.json")
         mlflow.log_dict(data.fingerprint(), "dataset.json")
