@@ -36,8 +36,10 @@ def configure_tracking(data_dir: Path | None = None) -> str:
         uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if os.environ.get("MLFLOW_EXPERIMENT_ID"):  # inside `mlflow run`: log into the project's experiment
-        mlflow.set_experiment(experiment_id=os.environ["MLFLOW_EXPERIMENT_ID"])
+    if os.environ.get("MLFLOW_RUN_ID"):  # inside `mlflow run` (only its launcher sets this): the project's experiment
+        from mlflow import MlflowClient
+
+        mlflow.set_experiment(experiment_id=MlflowClient().get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id)
         return uri
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         location = None if remote else (root / "mlartifacts").as_uri()

@@ -134,7 +134,28 @@ def test_embedded_tracking_keeps_artifacts_in_the_data_dir(tmp_path, monkeypatch
     from models.registry import configure_tracking
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     monkeypatch.chdir(tmp_path)
     uri = configure_tracking(tmp_path / "data")
     assert uri == f"sqlite:///{tmp_path / 'data' / 'mlflow.db'}"
     assert mlflow.get_experiment_by_name("propensity").artifact_location == (tmp_path / "data" / "mlartifacts").as_uri()
+
+
+def test_under_mlflow_run_task_runs_nest_under_the_project_run(tmp_path, monkeypatch):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from models.registry import configure_tracking, project_run
+
+    uri = f"sqlite:///{tmp_path / 'proj.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("project", artifact_location=(tmp_path / "art").as_uri())
+    project = client.create_run(experiment)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_RUN_ID", project.info.run_id)
+    configure_tracking(tmp_path)
+    with project_run():
+        with mlflow.start_run(run_name="train-churn", nested=mlflow.active_run() is not None) as child:
+            pass
+    got = client.get_run(child.info.run_id)
+    assert got.data.tags["mlflow.parentRunId"] == project.info.run_id and got.info.experiment_id == experiment
