@@ -55,7 +55,6 @@ def make_store(million: int) -> Path:
 
 def child(impl: str, store: str, cutoffs: list[str], result: str) -> None:
     """Runs in a fresh process; prints one JSON line."""
-    import duckdb
     import ibis
     import pandas as pd
 

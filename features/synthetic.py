@@ -11,7 +11,7 @@ Everything is vectorised (numpy + Arrow): 10M lines take seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
@@ -162,7 +162,3 @@ def generate_lines(n_lines: int, seed: int = 42, **overrides) -> pa.Table:
     """A log of roughly ``n_lines`` lines (within a few percent)."""
     cfg = SyntheticConfig(n_customers=lines_to_customers(n_lines), seed=seed, target_lines=n_lines, **overrides)
     return generate(cfg)
-
-
-def as_datetime(d: date) -> datetime:
-    return datetime.combine(d, datetime.min.time())

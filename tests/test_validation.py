@@ -3,7 +3,6 @@
 from datetime import datetime
 
 import duckdb
-import ibis
 import pandas as pd
 import pytest
 

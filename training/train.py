@@ -143,15 +143,9 @@ def _leaderboard(results: list[dict], metric: str) -> pd.DataFrame:
 
 def _log_leaderboard(board: pd.DataFrame, folder: Path) -> None:
     board.to_csv(folder / "leaderboard.csv", index=False)
-    (folder / "leaderboard.md").write_text(board.to_markdown(index=False, floatfmt=".4f") if _has_tabulate() else board.to_string(index=False))
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-        return True
-    except ImportError:
-        return False
+    cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in board.itertuples(index=False)]
+    lines = ["| " + " | ".join(board.columns) + " |", "|" + "---|" * len(board.columns)]
+    (folder / "leaderboard.md").write_text("\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells]) + "\n")
 
 
 def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, progress: Callable[[str], None] = lambda _: None) -> TaskResult:
