@@ -249,6 +249,66 @@ def evaluate(
         log.close()
 
 
+@app.command()
+def score(
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score as of this date (default: the day after the last transaction).")] = None,
+    data_dir: DataDir = None,
+):
+    """Batch scoring with the @champion models: the store's `scores` table (rerun replaces that as_of) and exports."""
+    import ibis
+
+    from features.pipeline import Log
+    from features.store import connect_store, data_dir as resolve_data_dir, require_table
+    from models.registry import configure_tracking, load_model
+    from serving.batch import export_scores, save_scores
+    from serving.predictor import Models, default_as_of, score_customers
+
+    configure_tracking(data_dir)
+    models = Models(load_model("churn"), load_model("purchase"))
+    con = connect_store(store_path(data_dir))
+    try:
+        require_table(con, "transactions")
+        log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
+        cutoff = as_cutoff(as_of) if as_of else default_as_of(log)
+        t0 = time.perf_counter()
+        scores = score_customers(log, cutoff, models)
+        save_scores(con, scores)
+    finally:
+        con.close()
+    paths = export_scores(scores, resolve_data_dir(data_dir) / "exports")
+    out.print(f"Scored {len(scores):,} customers as of {cutoff} in {time.perf_counter() - t0:.1f}s -> table `scores`, {', '.join(map(str, paths))}")
+    out.print(scores.head(10)[["rank", "customer_id", "p_churn", "p_purchase", "value_at_risk", "rfm_segment", "action"]].to_string(index=False))
+
+
+@app.command("risk-list")
+def risk_list_command(
+    out_file: Annotated[Path, typer.Option("--out", help="Output file (.csv, .xlsx or .parquet).")],
+    top: Annotated[int, typer.Option(help="How many customers.")] = 100,
+    by: Annotated[str, typer.Option(help="Rank by risk or value-at-risk.")] = "value-at-risk",
+    segment: Annotated[Optional[list[str]], typer.Option(help="Only these RFM segments (repeatable).")] = None,
+    min_value: Annotated[float, typer.Option(help="Only customers with at least this expected value.")] = 0.0,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Which scoring run (default: the latest).")] = None,
+    data_dir: DataDir = None,
+):
+    """The retention team's list from the latest (or a given) batch scores."""
+    from features.store import connect_store, require_table
+    from serving.predictor import risk_list
+
+    con = connect_store(store_path(data_dir), read_only=True)
+    try:
+        require_table(con, "scores")
+        cutoff = as_cutoff(as_of) if as_of else con.execute("SELECT max(as_of) FROM scores").fetchall()[0][0].date()
+        scores = con.execute("SELECT * FROM scores WHERE as_of = ?", [cutoff]).df()
+    finally:
+        con.close()
+    if scores.empty:
+        raise PropensityError(f"There are no scores as of {cutoff}: run `propensity score --as-of {cutoff}` first.")
+    chosen = risk_list(scores, top, by, segment, min_value)
+    columns = ["rank", "customer_id", "p_churn", "p_purchase", "expected_value", "value_at_risk", "rfm_segment", "lifecycle", "value_matrix", "abc_tier", "action"]
+    write_frame(chosen[columns], out_file)
+    out.print(f"{len(chosen)} customers (scores as of {cutoff}, by {by}) -> {out_file}")
+
+
 def as_of_date(text: str) -> date:
     return as_cutoff(text)
 

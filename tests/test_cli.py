@@ -75,7 +75,7 @@ def test_horizon_past_the_data_is_refused_by_the_cli(tmp_path):
 
 
 def test_every_command_has_help(tmp_path):
-    for command in ("generate", "validate", "ingest", "features", "run"):
+    for command in ("generate", "validate", "ingest", "features", "run", "train", "evaluate", "score", "risk-list"):
         assert "--help" in cli(command, "--help", data_dir=tmp_path).stdout
 
 
@@ -85,5 +85,10 @@ def test_main_job_trains_registers_and_evaluate_reads_the_registry(tmp_path):
     assert "alias @champion" in proc.stdout and (tmp_path / "mlflow.db").exists()
     ev = cli("evaluate", "--task", "churn", "--as-of", "2023-06-01", data_dir=tmp_path)
     assert "churn @ 2023-06-01: roc_auc" in ev.stdout
+    scored = cli("score", data_dir=tmp_path)
+    assert "Scored" in scored.stdout and (tmp_path / "exports" / "scores_2024-01-01.parquet").exists()
+    cli("risk-list", "--top", "7", "--by", "risk", "--out", "list.csv", data_dir=tmp_path)
+    listed = pd.read_csv(tmp_path / "list.csv")
+    assert len(listed) == 7 and listed["p_churn"].is_monotonic_decreasing and listed["action"].notna().all()
     bad = cli("train", "--task", "churn", "--models", "deep_forest", data_dir=tmp_path, check=False)
     assert bad.returncode == 2 and "unknown model family 'deep_forest'" in bad.stderr

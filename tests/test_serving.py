@@ -1,0 +1,93 @@
+"""Batch scoring with registered models: ranking, segments, idempotent rerun, atomic exports."""
+
+import os
+
+import duckdb
+import ibis
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from features.contract import load_mapping
+from features.errors import PropensityError
+from features.pipeline import Log
+from features.sources import Source
+from features.synthetic import SyntheticConfig, generate
+from features.validate import ingest
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    from models.registry import configure_tracking, load_model
+    from serving.predictor import Models, default_as_of, score_customers
+    from training.config import load_config
+    from training.train import train_task
+
+    folder = tmp_path_factory.mktemp("serving")
+    pq.write_table(generate(SyntheticConfig(n_customers=800, seed=5)), folder / "log.parquet")
+    con = duckdb.connect(str(folder / "store.duckdb"))
+    ingest(con, Source(folder / "log.parquet"), load_mapping("canonical"))
+    log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
+    old = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    configure_tracking(folder)
+    cfg = load_config(profile="quick", models=["lightgbm"], tuning={"n_trials": 1, "timeout_s": 20})
+    for task in ("churn", "purchase"):
+        train_task(log, task, cfg)
+    models = Models(load_model("churn"), load_model("purchase"))
+    as_of = default_as_of(log)
+    yield log, models, as_of, score_customers(log, as_of, models), folder
+    if old:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+def test_scores_are_ranked_by_value_at_risk_with_segments_and_actions(scored):
+    _, _, as_of, scores, _ = scored
+    assert len(scores) > 100 and scores["customer_id"].is_unique
+    assert scores["value_at_risk"].is_monotonic_decreasing and scores["rank"].tolist() == list(range(1, len(scores) + 1))
+    assert scores[["p_churn", "p_purchase"]].stack().between(0, 1).all()
+    assert (scores["value_at_risk"] <= scores["expected_value"] + 1e-9).all()
+    assert scores["rfm_segment"].notna().all() and scores["action"].notna().all()
+    assert (scores["as_of"] == pd.Timestamp(as_of)).all()
+
+
+def test_risk_list_filters_and_sorts(scored):
+    from serving.predictor import risk_list
+
+    scores = scored[3]
+    by_risk = risk_list(scores, 20, "risk")
+    assert len(by_risk) == 20 and by_risk["p_churn"].is_monotonic_decreasing
+    segment = scores["rfm_segment"].iloc[0]
+    only = risk_list(scores, 1000, "value-at-risk", [segment], min_value=1.0)
+    assert set(only["rfm_segment"]) == {segment} and (only["expected_value"] >= 1.0).all()
+    with pytest.raises(PropensityError, match="Unknown ranking"):
+        risk_list(scores, 5, "vibes")
+
+
+def test_rerun_of_an_as_of_replaces_it(scored):
+    from serving.batch import save_scores
+
+    log, _, _, scores, _ = scored
+    save_scores(log.con, scores)
+    save_scores(log.con, scores)
+    other = scores.assign(as_of=scores["as_of"] - pd.Timedelta(days=1))
+    save_scores(log.con, other)
+    counts = dict(log.con.execute("SELECT as_of, count(*) FROM scores GROUP BY 1").fetchall())
+    assert sorted(counts.values()) == [len(scores), len(scores)]
+
+
+def test_a_failed_export_leaves_the_previous_file_and_no_partial(scored, tmp_path, monkeypatch):
+    from serving.batch import export_scores
+
+    scores = scored[3]
+    first = export_scores(scores, tmp_path)
+    before = {p: p.read_bytes() for p in first}
+
+    def crash(self, path, *args, **kwargs):
+        open(path, "wb").write(b"half a file")
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", crash)
+    with pytest.raises(KeyboardInterrupt):
+        export_scores(scores.head(3), tmp_path)
+    assert {p: p.read_bytes() for p in first} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in first)
