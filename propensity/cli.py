@@ -243,7 +243,7 @@ def evaluate(
     log = open_store_log(store_path(data_dir))
     try:
         for name in _tasks(task):
-            metrics = evaluate_registered(log, name, as_of_date(as_of), load_config(), version)
+            metrics = evaluate_registered(log, name, as_cutoff(as_of), load_config(), version)
             out.print(f"{name} @ {as_of}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_at_10", "base_rate")) + f", n {metrics['n']}")
     finally:
         log.close()
@@ -307,10 +307,6 @@ def risk_list_command(
     columns = ["rank", "customer_id", "p_churn", "p_purchase", "expected_value", "value_at_risk", "rfm_segment", "lifecycle", "value_matrix", "abc_tier", "action"]
     write_frame(chosen[columns], out_file)
     out.print(f"{len(chosen)} customers (scores as of {cutoff}, by {by}) -> {out_file}")
-
-
-def as_of_date(text: str) -> date:
-    return as_cutoff(text)
 
 
 @app.command()

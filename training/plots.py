@@ -31,32 +31,23 @@ def cumulative_gain(y, p) -> tuple[np.ndarray, np.ndarray]:
 def plot_all(y, scores: dict[str, np.ndarray], champion: str, calibrated: np.ndarray, title: str, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    for name, p in scores.items():
-        fpr, tpr, _ = roc_curve(y, p)
-        ax.plot(fpr, tpr, lw=2 if name == champion else 1, label=name)
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC - {title}")
-    ax.legend(fontsize=7)
-    paths.append(_save(fig, out / "roc.png"))
-
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    for name, p in scores.items():
-        prec, rec, _ = precision_recall_curve(y, p)
-        ax.plot(rec, prec, lw=2 if name == champion else 1, label=name)
-    ax.axhline(np.mean(y), color="k", ls=":", lw=0.8)
-    ax.set(xlabel="recall", ylabel="precision", title=f"Precision-recall - {title}")
-    ax.legend(fontsize=7)
-    paths.append(_save(fig, out / "pr.png"))
-
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    for name, p in scores.items():
-        share, gain = cumulative_gain(y, p)
-        ax.plot(share, gain, lw=2 if name == champion else 1, label=name)
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set(xlabel="share of customers contacted (by score)", ylabel="share of positives reached", title=f"Cumulative gain - {title}")
-    ax.legend(fontsize=7)
-    paths.append(_save(fig, out / "gain.png"))
+    curves = (
+        ("roc.png", lambda p: roc_curve(y, p)[:2], "false positive rate", "true positive rate", f"ROC - {title}", True),
+        ("pr.png", lambda p: precision_recall_curve(y, p)[1::-1], "recall", "precision", f"Precision-recall - {title}", False),
+        ("gain.png", lambda p: cumulative_gain(y, p), "share of customers contacted (by score)", "share of positives reached", f"Cumulative gain - {title}", True),
+    )
+    for filename, curve, xlabel, ylabel, heading, diagonal in curves:
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        for name, p in scores.items():
+            xs, ys = curve(p)
+            ax.plot(xs, ys, lw=2 if name == champion else 1, label=name)
+        if diagonal:
+            ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        else:
+            ax.axhline(np.mean(y), color="k", ls=":", lw=0.8)
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=heading)
+        ax.legend(fontsize=7)
+        paths.append(_save(fig, out / filename))
 
     fig, ax = plt.subplots(figsize=(5, 4.5))
     for label, p in ((f"{champion} (raw)", scores[champion]), (f"{champion} (calibrated)", calibrated)):

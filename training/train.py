@@ -188,9 +188,9 @@ def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, 
         plot_all(y_te, scores, champion["name"], p_cal, f"{task} @ {data.split.test}", folder)
         sample = min(len(y_va), 3000)
         imp = permutation_importance(champion["model"], X_va.iloc[:sample], y_va[:sample], scoring="average_precision", n_repeats=3, random_state=cfg.seed)
-        importance = pd.Series(imp.importances_mean, index=X_va.columns)
-        importance.drop(labels=[c for c in ("customer_id",) if c in importance.index]).sort_values(ascending=False).to_csv(folder / "importance.csv")
-        plot_importance(importance.drop(labels=[c for c in ("customer_id",) if c in importance.index]), task, folder)
+        importance = pd.Series(imp.importances_mean, index=X_va.columns).drop(labels="customer_id", errors="ignore")
+        importance.sort_values(ascending=False).to_csv(folder / "importance.csv")
+        plot_importance(importance, task, folder)
         segment_metrics(y_te, p_cal, data.test["rfm_segment"]).to_csv(folder / "segments_test.csv", index=False)
         mlflow.log_artifacts(str(folder), "evaluation")
 
