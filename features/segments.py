@@ -6,6 +6,7 @@ from ``config/segments.yaml`` (or a user file), validated into typed objects.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -92,31 +93,71 @@ def load_segment_rules(path: Path | None = None) -> SegmentRules:
         raise PropensityError(f"The segment rules are invalid at {'.'.join(map(str, first['loc']))!r}: {first['msg']}.") from None
 
 
-def _stat(values: pd.Series, groups: pd.Series, statistic: str) -> pd.Series:
+@dataclass(frozen=True)
+class SegmentReference:
+    """The population one cutoff's segments are relative to: thresholds and sorted values.
+
+    Batch scoring fits it on the scored population; the REST service fits it on the latest batch
+    population, so that one customer scored alone lands in the segment batch scoring gives them.
+    """
+
+    n: int
+    thresholds: dict[str, float]  # rule key -> mean or median of the population
+    values: dict[str, np.ndarray]  # column -> sorted population values (for percentile scores)
+
+    def percentile(self, column: str, x: pd.Series, higher_is_better: bool) -> np.ndarray:
+        """Mid-rank percentile of ``x`` in the population, as ``rank(pct=True, method="average")`` gives."""
+        pop, v = self.values[column], x.to_numpy(dtype=float)
+        below, at_or_below = np.searchsorted(pop, v, "left"), np.searchsorted(pop, v, "right")
+        if not higher_is_better:
+            below, at_or_below = self.n - at_or_below, self.n - below
+        return (below + at_or_below + 1) / 2 / self.n
+
+    def share_above(self, column: str, x: pd.Series) -> np.ndarray:
+        """Share of the population ranked at or above ``x`` (ties share the best rank)."""
+        return (self.n - np.searchsorted(self.values[column], x.to_numpy(dtype=float), "right") + 1) / self.n
+
+
+def _statistic(values: np.ndarray, statistic: str) -> float:
     if statistic not in ("mean", "median"):
         raise PropensityError(f"Unknown segment statistic {statistic!r}: use mean or median.")
-    return values.groupby(groups).transform(statistic)
+    if not len(values):
+        return float("nan")
+    return float(np.mean(values) if statistic == "mean" else np.median(values))
 
 
-def _scores(values: pd.Series, groups: pd.Series, n: int, higher_is_better: bool) -> pd.Series:
-    pct = values.groupby(groups).rank(pct=True, method="average", ascending=higher_is_better)
-    return np.ceil(pct * n).clip(1, n).astype("int8")
+def segment_reference(population: pd.DataFrame, rules: SegmentRules) -> SegmentReference:
+    """Fit the reference on one cutoff's population."""
+    r, vm = rules.rfm, rules.value_matrix
+    columns = {r.recency, r.frequency, r.monetary, vm.frequency, vm.order_value, rules.abc.value}
+    values = {c: np.sort(population[c].to_numpy(dtype=float)) for c in columns}
+    thresholds = {
+        "rfm_recency": _statistic(values[r.recency], r.statistic),
+        "rfm_frequency": _statistic(values[r.frequency], r.statistic),
+        "rfm_monetary": _statistic(values[r.monetary], r.statistic),
+        "vm_frequency": _statistic(values[vm.frequency], vm.statistic),
+        "vm_order_value": _statistic(values[vm.order_value], vm.statistic),
+    }
+    return SegmentReference(len(population), thresholds, values)
 
 
-def rfm_segments(features: pd.DataFrame, rules: RFMRules) -> pd.DataFrame:
-    g = features["as_of"]
+def _scores(ref: SegmentReference, column: str, x: pd.Series, n: int, higher_is_better: bool) -> np.ndarray:
+    return np.ceil(ref.percentile(column, x, higher_is_better) * n).clip(1, n).astype("int8")
+
+
+def rfm_segments(features: pd.DataFrame, rules: RFMRules, ref: SegmentReference) -> pd.DataFrame:
     r, f, m = (features[c] for c in (rules.recency, rules.frequency, rules.monetary))
-    high_r = r <= _stat(r, g, rules.statistic)
-    high_f = f > _stat(f, g, rules.statistic)
-    high_m = m > _stat(m, g, rules.statistic)
+    high_r = r <= ref.thresholds["rfm_recency"]
+    high_f = f > ref.thresholds["rfm_frequency"]
+    high_m = m > ref.thresholds["rfm_monetary"]
     code = np.where(high_r, "H", "L").astype(object) + np.where(high_f, "H", "L") + np.where(high_m, "H", "L")
     return pd.DataFrame(
         {
             "rfm_code": code,
             "rfm_segment": pd.Series(code, index=features.index).map(rules.segments),
-            "r_score": _scores(r, g, rules.scores, higher_is_better=False),
-            "f_score": _scores(f, g, rules.scores, higher_is_better=True),
-            "m_score": _scores(m, g, rules.scores, higher_is_better=True),
+            "r_score": _scores(ref, rules.recency, r, rules.scores, higher_is_better=False),
+            "f_score": _scores(ref, rules.frequency, f, rules.scores, higher_is_better=True),
+            "m_score": _scores(ref, rules.monetary, m, rules.scores, higher_is_better=True),
         },
         index=features.index,
     )
@@ -134,25 +175,39 @@ def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules) -> pd.Series:
     return pd.Series(np.select(conditions, ["new", "lapsed", "at risk"], "active"), index=features.index, name="lifecycle")
 
 
-def value_matrix(features: pd.DataFrame, rules: ValueMatrixRules) -> pd.Series:
-    g = features["as_of"]
+def value_matrix(features: pd.DataFrame, rules: ValueMatrixRules, ref: SegmentReference) -> pd.Series:
     f, v = features[rules.frequency], features[rules.order_value]
-    code = np.where(f > _stat(f, g, rules.statistic), "H", "L").astype(object) + np.where(v > _stat(v, g, rules.statistic), "H", "L")
+    code = np.where(f > ref.thresholds["vm_frequency"], "H", "L").astype(object) + np.where(v > ref.thresholds["vm_order_value"], "H", "L")
     return pd.Series(code, index=features.index).map(rules.cells).rename("value_matrix")
 
 
-def abc_tier(features: pd.DataFrame, rules: ABCRules) -> pd.Series:
-    """A for the top ``a_share`` of customers by value, B for the next ``b_share``, C for the rest."""
-    share_above = features[rules.value].groupby(features["as_of"]).rank(pct=True, method="first", ascending=False)
+def abc_tier(features: pd.DataFrame, rules: ABCRules, ref: SegmentReference) -> pd.Series:
+    """A for the top ``a_share`` of customers by value, B for the next ``b_share``, C for the rest (ties share a tier)."""
+    share_above = ref.share_above(rules.value, features[rules.value])
     tier = np.select([share_above <= rules.a_share, share_above <= rules.a_share + rules.b_share], ["A", "B"], "C")
     return pd.Series(tier, index=features.index, name="abc_tier")
 
 
-def assign_segments(features: pd.DataFrame, rules: SegmentRules | None = None) -> pd.DataFrame:
-    """Rule-based segments for a feature table (clusters are separate: they need a fitted model)."""
-    rules = rules or load_segment_rules()
-    out = rfm_segments(features, rules.rfm)
+def _assign(features: pd.DataFrame, rules: SegmentRules, ref: SegmentReference) -> pd.DataFrame:
+    out = rfm_segments(features, rules.rfm, ref)
     out["lifecycle"] = lifecycle_stage(features, rules.lifecycle)
-    out["value_matrix"] = value_matrix(features, rules.value_matrix)
-    out["abc_tier"] = abc_tier(features, rules.abc)
+    out["value_matrix"] = value_matrix(features, rules.value_matrix, ref)
+    out["abc_tier"] = abc_tier(features, rules.abc, ref)
+    return out
+
+
+def assign_segments(features: pd.DataFrame, rules: SegmentRules | None = None, reference: SegmentReference | None = None) -> pd.DataFrame:
+    """Rule-based segments for a feature table (clusters are separate: they need a fitted model).
+
+    Without ``reference`` each cutoff (``as_of``) is its own population; with one, every row is
+    placed against that population.
+    """
+    rules = rules or load_segment_rules()
+    if reference is not None:
+        out = _assign(features, rules, reference)
+    elif features.empty:
+        out = _assign(features, rules, segment_reference(features, rules))
+    else:
+        parts = [_assign(group, rules, segment_reference(group, rules)) for _, group in features.groupby("as_of", sort=False)]
+        out = pd.concat(parts).loc[features.index]
     return pd.concat([features[["customer_id", "as_of"]], out], axis=1)

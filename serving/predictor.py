@@ -18,9 +18,13 @@ import yaml
 from features.build import as_cutoff, build_features, data_window
 from features.errors import PropensityError
 from features.pipeline import Log
-from features.segments import assign_segments, load_segment_rules
+from features.clusters import ClusterModel
+from features.segments import SegmentReference, SegmentRules, assign_segments, load_segment_rules
+from models.explain import btyd_values, contributions
 from models.spec import model_input
+from serving.reasons import top_reasons
 
+LIFECYCLE_INPUTS = ("recency_days", "tenure_days", "overdue_ratio", "frequency_days")
 SORT_KEYS = {"risk": "p_churn", "value-at-risk": "value_at_risk"}
 
 
@@ -47,35 +51,49 @@ def expected_value(features: pd.DataFrame, horizon_days: int) -> pd.Series:
     return rate * horizon_days
 
 
-def score_customers(log: Log, as_of: date | str, models: Models, lookback_days: int = 365) -> pd.DataFrame:
-    """One row per eligible customer, ranked by value at risk (highest first)."""
+def reference_columns(rules: SegmentRules) -> list[str]:
+    """The feature columns a segment reference (and the lifecycle rule) reads: kept in the scores table."""
+    r, vm = rules.rfm, rules.value_matrix
+    wanted = [r.recency, r.frequency, r.monetary, vm.frequency, vm.order_value, rules.abc.value, *LIFECYCLE_INPUTS]
+    return list(dict.fromkeys(wanted))
+
+
+def score_features(
+    features: pd.DataFrame, models: Models, reference: SegmentReference | None = None, reasons_share: float = 1.0
+) -> pd.DataFrame:
+    """Score feature rows: the one scoring path batch scoring and the REST service share.
+
+    Ranked by value at risk (highest first). Segments are placed against ``reference`` (default: the
+    rows' own population per as_of); reasons are written for the top ``reasons_share`` of the ranking.
+    """
+    rules = load_segment_rules()
+    X_churn = model_input(features, models.churn.feature_spec)
+    p_churn = models.churn.predict_proba(X_churn)
+    p_purchase = models.purchase.predict_proba(model_input(features, models.purchase.feature_spec))
+    value = expected_value(features, models.churn.horizon_days)
+    keep = ["customer_id", "as_of", *[c for c in reference_columns(rules) if c in features.columns]]
+    scored = features[keep].assign(p_churn=p_churn, p_purchase=p_purchase, expected_value=value, value_at_risk=p_churn * value)
+    scored = pd.concat([scored, assign_segments(features, rules, reference).drop(columns=["customer_id", "as_of"])], axis=1)
+    clusters = models.churn.clusters
+    scored["cluster"] = ClusterModel.from_dict(clusters).assign(features) if clusters else -1
+    actions = load_actions()
+    scored["action"] = scored["rfm_segment"].map(actions["actions"]).fillna(actions["default"])
+    order = scored.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable").index
+    scored, X_churn, features = (f.loc[order].reset_index(drop=True) for f in (scored, X_churn, features))
+    scored.insert(2, "rank", np.arange(1, len(scored) + 1))
+    explained = int(np.ceil(len(scored) * reasons_share))
+    values = pd.concat([features.iloc[:explained], btyd_values(models.churn, X_churn.iloc[:explained])], axis=1)
+    reasons = top_reasons(contributions(models.churn, X_churn.iloc[:explained]), values)
+    return pd.concat([scored, reasons.reindex(scored.index)], axis=1)
+
+
+def score_customers(log: Log, as_of: date | str, models: Models, lookback_days: int = 365, reasons_share: float = 1.0) -> pd.DataFrame:
+    """One row per eligible customer as of a date, ranked by value at risk (highest first)."""
     as_of = as_cutoff(as_of)
     features = build_features(log.table, [as_of], lookback_days)
     if features.empty:
         raise PropensityError(f"No customer bought in the {lookback_days} days before {as_of}: nothing to score.")
-    p_churn = models.churn.predict_proba(model_input(features, models.churn.feature_spec))
-    p_purchase = models.purchase.predict_proba(model_input(features, models.purchase.feature_spec))
-    value = expected_value(features, models.churn.horizon_days)
-    segments = assign_segments(features, load_segment_rules()).drop(columns=["customer_id", "as_of"])
-    actions = load_actions()
-    scored = pd.DataFrame(
-        {
-            "customer_id": features["customer_id"],
-            "as_of": features["as_of"],
-            "p_churn": p_churn,
-            "p_purchase": p_purchase,
-            "expected_value": value,
-            "value_at_risk": p_churn * value,
-            "recency_days": features["recency_days"],
-            "frequency_invoices": features["frequency_invoices"],
-            "monetary_total": features["monetary_total"],
-        }
-    )
-    scored = pd.concat([scored, segments], axis=1)
-    scored["action"] = scored["rfm_segment"].map(actions["actions"]).fillna(actions["default"])
-    scored = scored.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
-    scored.insert(2, "rank", np.arange(1, len(scored) + 1))
-    return scored
+    return score_features(features, models, reasons_share=reasons_share)
 
 
 def risk_list(scores: pd.DataFrame, top: int, by: str = "value-at-risk", segment: list[str] | None = None, min_value: float = 0.0) -> pd.DataFrame:

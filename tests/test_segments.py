@@ -6,7 +6,7 @@ import pytest
 
 from features.clusters import ClusterModel, fit_clusters
 from features.errors import PropensityError
-from features.segments import abc_tier, assign_segments, lifecycle_stage, load_segment_rules
+from features.segments import abc_tier, assign_segments, lifecycle_stage, load_segment_rules, segment_reference
 
 RULES = load_segment_rules()
 
@@ -74,7 +74,7 @@ def test_value_matrix_and_abc_tiers():
     )
     seg = assign_segments(pop, RULES)
     assert seg["value_matrix"].tolist()[:4] == ["premium", "frequent", "big-ticket", "uncertain"]
-    tiers = abc_tier(pop, RULES.abc).tolist()
+    tiers = abc_tier(pop, RULES.abc, segment_reference(pop, RULES)).tolist()
     assert tiers == ["A"] * 3 + ["B"] * 4 + ["C"] * 13  # top 15% of 20 = 3, next 20% = 4
 
 
@@ -102,3 +102,25 @@ def test_clusters_find_planted_groups_and_reassign_identically():
     assert labels.tolist() == [0] * 60 + [1] * 60 + [2] * 60
     again = ClusterModel.from_dict(model.to_dict())
     assert (again.assign(pop) == labels).all()
+
+
+def test_ties_share_an_abc_tier():
+    pop = _population(monetary_total=[50.0, 50.0, 50.0] + [1.0] * 17)
+    assert abc_tier(pop, RULES.abc, segment_reference(pop, RULES)).tolist()[:3] == ["A"] * 3
+
+
+def test_a_reference_population_places_single_rows_as_the_batch_does():
+    rng = np.random.default_rng(3)
+    n = 500
+    pop = _population(
+        recency_days=rng.integers(0, 365, n).astype(float),  # many ties: the mid-rank must match pandas
+        frequency_invoices=rng.integers(1, 12, n),
+        monetary_total=rng.gamma(2, 300, n).round(0),
+        monetary_mean=rng.gamma(2, 50, n).round(1),
+    )
+    batch = assign_segments(pop, RULES)
+    ref = segment_reference(pop, RULES)
+    one_by_one = pd.concat([assign_segments(pop.iloc[[i]], RULES, reference=ref) for i in range(0, n, 7)])
+    pd.testing.assert_frame_equal(one_by_one, batch.iloc[::7])
+    scores = pop["recency_days"].rank(pct=True, ascending=False).mul(5).pipe(np.ceil).clip(1, 5).astype("int8")
+    assert (batch["r_score"] == scores).all()

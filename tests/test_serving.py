@@ -91,3 +91,13 @@ def test_a_failed_export_leaves_the_previous_file_and_no_partial(scored, tmp_pat
         export_scores(scores.head(3), tmp_path)
     assert {p: p.read_bytes() for p in first} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in first)
+
+
+def test_every_customer_gets_a_cluster_and_reasons_that_read_as_words(scored):
+    scores = scored[3]
+    model = scored[1].churn
+    assert model.clusters is not None and scores["cluster"].between(0, len(model.clusters["centroids"]) - 1).all()
+    assert scores["reason_1"].notna().mean() > 0.95
+    text = " | ".join(scores["reason_1"].dropna().head(50))
+    assert "_" not in text  # phrases, not column names
+    assert any(word in text for word in ("days", "orders", "spent", "chance"))

@@ -20,6 +20,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.model_selection import train_test_split
 
 from features.build import Horizons, build_training_table, data_window
+from features.clusters import fit_clusters
 from features.errors import PropensityError
 from features.pipeline import Log
 from features.segments import assign_segments, load_segment_rules
@@ -202,7 +203,10 @@ def _register(task: str, estimator, family: str, data: TaskData, cfg: TrainingCo
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    packaged = PropensityModel(estimator, data.spec, task, family, cfg.horizons[task])
+    X_tr, _ = data.xy("train")
+    rules = load_segment_rules()
+    clusters = fit_clusters(data.train, rules.clusters).to_dict()
+    packaged = PropensityModel(estimator, data.spec, task, family, cfg.horizons[task], PropensityModel.reference_row(X_tr, data.spec), clusters)
     X_va, _ = data.xy("valid")
     example = X_va.drop(columns=["customer_id"]).head(5)
     signature = infer_signature(example, packaged.predict(None, example))

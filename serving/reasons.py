@@ -1,0 +1,59 @@
+"""Reasons in a marketer's words: the top drivers of a customer's score, written from ``config/reasons.yaml``."""
+
+from __future__ import annotations
+
+import math
+import string
+from functools import cache
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
+
+
+@cache
+def load_reason_texts() -> dict:
+    return yaml.safe_load(resources.files("serving").joinpath("config/reasons.yaml").read_text())
+
+
+def _fields(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def _empty(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def reason_text(feature: str, values: dict) -> str:
+    """One driver as a phrase, e.g. 'no purchase for 120 days; usual gap 30 days'."""
+    entry = load_reason_texts().get(feature)
+    if not entry:
+        return feature.replace("_", " ")
+    for template in (entry["text"], entry.get("missing")):
+        if template and not any(_empty(values.get(name)) for name in _fields(template)):
+            return template.format(**values)
+    return feature.replace("_", " ")
+
+
+def top_reasons(contrib: pd.DataFrame, values: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """The ``k`` strongest drivers of each row's score, as phrases.
+
+    For a score above the model's average the drivers are the inputs that push it up; below, the
+    ones that hold it down, so each list explains why the customer sits where they sit.
+    """
+    out = pd.DataFrame(index=contrib.index, columns=list(REASON_COLUMNS[:k]), dtype=object)
+    if contrib.empty:
+        return out
+    phi = contrib.to_numpy(dtype=float)
+    phi = phi * np.where(phi.sum(axis=1, keepdims=True) < 0, -1.0, 1.0)
+    order = np.argsort(-phi, axis=1, kind="stable")[:, :k]
+    names = np.asarray(contrib.columns)
+    records = values.to_dict("records")
+    for i, (row, chosen) in enumerate(zip(records, order)):
+        for j, col in enumerate(chosen):
+            if phi[i, col] > 0:
+                out.iat[i, j] = reason_text(names[col], row)
+    return out
