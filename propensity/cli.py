@@ -252,61 +252,136 @@ def evaluate(
 @app.command()
 def score(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Score as of this date (default: the day after the last transaction).")] = None,
+    reasons_share: Annotated[float, typer.Option(help="Write reasons for this top share of the ranking (1 = everyone).", min=0.0, max=1.0)] = 1.0,
+    churn_version: Annotated[Optional[int], typer.Option(help="Churn model version (default: @champion).")] = None,
+    purchase_version: Annotated[Optional[int], typer.Option(help="Purchase model version (default: @champion).")] = None,
     data_dir: DataDir = None,
 ):
-    """Batch scoring with the @champion models: the store's `scores` table (rerun replaces that as_of) and exports."""
+    """Batch scoring: the store's `scores` table (a rerun replaces that as_of), Parquet/CSV exports, a manifest in MLflow.
+
+    Exit codes: 0 done, 2 a problem with the input or setup (one sentence on stderr), 1 an unexpected failure.
+    """
+    result = run_scoring(as_of, reasons_share, churn_version, purchase_version, data_dir)
+    print_scoring(result)
+
+
+def run_scoring(as_of, reasons_share, churn_version, purchase_version, data_dir, progress_label: str = "Scoring"):
     import ibis
 
     from features.pipeline import Log
     from features.store import connect_store, data_dir as resolve_data_dir, require_table
-    from models.registry import configure_tracking, load_model
-    from serving.batch import export_scores, save_scores
-    from serving.predictor import Models, default_as_of, score_customers
+    from models.registry import configure_tracking
+    from serving.batch import run_batch
+    from serving.predictor import load_models
 
     configure_tracking(data_dir)
-    models = Models(load_model("churn"), load_model("purchase"))
-    con = connect_store(store_path(data_dir))
+    with console.status(f"{progress_label}: loading the models...") as status:
+        models = load_models(churn_version, purchase_version)
+        con = connect_store(store_path(data_dir))
+        try:
+            require_table(con, "transactions")
+            log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
+            return run_batch(log, models, resolve_data_dir(data_dir) / "exports", as_of, reasons_share,
+                             progress=lambda step: status.update(f"{progress_label}: {step}..."))
+        finally:
+            con.close()
+
+
+def print_scoring(result) -> None:
+    m, scores = result.manifest, result.scores
+    out.print(f"Scored {m['rows']['customers_scored']:,} customers as of {m['as_of']} in {m['timings_s']['total_s']:.1f}s "
+              f"(churn v{m['models']['churn']['version']}, purchase v{m['models']['purchase']['version']}); "
+              f"value at risk {m['value_at_risk_total']:,.0f}.")
+    c = m["comparison"]
+    if c.get("previous_as_of"):
+        out.print(f"Since {c['previous_as_of']}: {c['customers_moved_segment']:,} of {c['customers_in_both']:,} customers changed RFM segment, "
+                  f"{c['customers_new']:,} new, {c['customers_gone']:,} gone; PSI p_churn {c['psi_p_churn']:.3f}, p_purchase {c['psi_p_purchase']:.3f}.")
+    out.print("Outputs: table `scores`, " + ", ".join(map(str, result.paths)) + f"; MLflow run {m['mlflow_run_id']}.")
+    out.print(scores.head(10)[["rank", "customer_id", "p_churn", "p_purchase", "value_at_risk", "rfm_segment", "reason_1"]].to_string(index=False))
+
+
+@app.command()
+def report(
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Which scoring run (default: the latest).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Folder for the report (default: <data dir>/reports).")] = None,
+    data_dir: DataDir = None,
+):
+    """A self-contained HTML report of a scoring run: models, segments, migration since the last run, top of the risk list."""
+    result = run_report(as_of, out_dir, data_dir)
+    out.print(f"Report -> {result.html} (with {len(result.images)} PNGs beside it)")
+
+
+def run_report(as_of, out_dir, data_dir):
+    from features.store import connect_store, data_dir as resolve_data_dir
+    from models.registry import configure_tracking
+    from serving.batch import write_report
+
+    configure_tracking(data_dir)
+    con = connect_store(store_path(data_dir), read_only=True)
     try:
-        require_table(con, "transactions")
-        log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
-        cutoff = as_cutoff(as_of) if as_of else default_as_of(log)
-        t0 = time.perf_counter()
-        scores = score_customers(log, cutoff, models)
-        save_scores(con, scores)
+        return write_report(con, out_dir or resolve_data_dir(data_dir) / "reports", as_of)
     finally:
         con.close()
-    paths = export_scores(scores, resolve_data_dir(data_dir) / "exports")
-    out.print(f"Scored {len(scores):,} customers as of {cutoff} in {time.perf_counter() - t0:.1f}s -> table `scores`, {', '.join(map(str, paths))}")
-    out.print(scores.head(10)[["rank", "customer_id", "p_churn", "p_purchase", "value_at_risk", "rfm_segment", "action"]].to_string(index=False))
+
+
+LIST_COLUMNS = ["rank", "customer_id", "p_churn", "p_purchase", "expected_value", "value_at_risk", "rfm_segment", "lifecycle",
+                "value_matrix", "abc_tier", "cluster", "action", "reason_1", "reason_2", "reason_3"]
+ListAsOf = Annotated[Optional[str], typer.Option("--as-of", help="Which scoring run (default: the latest).")]
+
+
+def stored_scores(as_of: Optional[str], data_dir):
+    from features.store import connect_store
+    from serving.batch import scores_as_of
+
+    con = connect_store(store_path(data_dir), read_only=True)
+    try:
+        scores = scores_as_of(con, as_cutoff(as_of) if as_of else None)
+    finally:
+        con.close()
+    if scores is None or scores.empty:
+        raise PropensityError(f"There are no scores{' as of ' + as_of if as_of else ''}: run `propensity score` first.")
+    return scores
 
 
 @app.command("risk-list")
 def risk_list_command(
     out_file: Annotated[Path, typer.Option("--out", help="Output file (.csv, .xlsx or .parquet).")],
-    top: Annotated[int, typer.Option(help="How many customers.")] = 100,
+    top: Annotated[int, typer.Option(help="How many customers.", min=1)] = 100,
     by: Annotated[str, typer.Option(help="Rank by risk or value-at-risk.")] = "value-at-risk",
     segment: Annotated[Optional[list[str]], typer.Option(help="Only these RFM segments (repeatable).")] = None,
     min_value: Annotated[float, typer.Option(help="Only customers with at least this expected value.")] = 0.0,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Which scoring run (default: the latest).")] = None,
+    as_of: ListAsOf = None,
     data_dir: DataDir = None,
 ):
-    """The retention team's list from the latest (or a given) batch scores."""
-    from features.store import connect_store, require_table
+    """The retention team's list from the latest (or a given) batch scores: scores, value at risk, segments, reasons, action."""
     from serving.predictor import risk_list
 
-    con = connect_store(store_path(data_dir), read_only=True)
-    try:
-        require_table(con, "scores")
-        cutoff = as_cutoff(as_of) if as_of else con.execute("SELECT max(as_of) FROM scores").fetchall()[0][0].date()
-        scores = con.execute("SELECT * FROM scores WHERE as_of = ?", [cutoff]).df()
-    finally:
-        con.close()
-    if scores.empty:
-        raise PropensityError(f"There are no scores as of {cutoff}: run `propensity score --as-of {cutoff}` first.")
+    scores = stored_scores(as_of, data_dir)
     chosen = risk_list(scores, top, by, segment, min_value)
-    columns = ["rank", "customer_id", "p_churn", "p_purchase", "expected_value", "value_at_risk", "rfm_segment", "lifecycle", "value_matrix", "abc_tier", "action"]
+    write_frame(chosen[[c for c in LIST_COLUMNS if c in chosen.columns]], out_file)
+    out.print(f"{len(chosen)} customers (scores as of {scores['as_of'].iloc[0].date()}, by {by}) -> {out_file}")
+
+
+@app.command()
+def target(
+    out_file: Annotated[Path, typer.Option("--out", help="Output file (.csv, .xlsx or .parquet).")],
+    budget: Annotated[Optional[int], typer.Option(help="At most this many contacts.")] = None,
+    cost_per_contact: Annotated[float, typer.Option(help="Cost of one contact; only contacts worth more are kept.")] = 0.0,
+    value_per_save: Annotated[Optional[float], typer.Option(help="Value of one retained customer (default: each customer's expected value).")] = None,
+    success_rate: Annotated[float, typer.Option(help="Share of would-be churners a contact retains.")] = 0.2,
+    as_of: ListAsOf = None,
+    data_dir: DataDir = None,
+):
+    """Budgeted targeting: the contact list that maximises expected value saved, with its expected figures."""
+    from serving.targeting import plan_contacts
+
+    scores = stored_scores(as_of, data_dir)
+    chosen, plan = plan_contacts(scores, budget, cost_per_contact, value_per_save, success_rate)
+    columns = [*[c for c in LIST_COLUMNS if c in chosen.columns], "expected_save", "expected_value_saved", "expected_gain", "cumulative_net"]
     write_frame(chosen[columns], out_file)
-    out.print(f"{len(chosen)} customers (scores as of {cutoff}, by {by}) -> {out_file}")
+    out.print(f"{plan.contacts:,} contacts -> {out_file}: cost {plan.cost:,.0f}, expected saves {plan.expected_saves:,.1f}, "
+              f"expected value saved {plan.expected_value_saved:,.0f}, expected net {plan.expected_net:,.0f} "
+              f"(success rate {plan.success_rate:.0%}).")
 
 
 @app.command()
@@ -317,7 +392,7 @@ def run(
     train: Annotated[bool, typer.Option(help="Train and register the churn and purchase models (quick profile).")] = True,
     data_dir: DataDir = None,
 ):
-    """The main job: (demo log if the store is empty) -> validate -> features -> train, compare, register (quick)."""
+    """The main job: (demo log if the store is empty) -> validate -> features -> train, compare, register (quick) -> score -> report."""
     from propensity.main_job import run_main_job
 
     t0 = time.perf_counter()
@@ -331,6 +406,10 @@ def run(
         print_leaderboard(task_result, "pr_auc")
     if result.tracking_uri:
         out.print(f"Runs and registered models: {result.tracking_uri} (browse: mlflow ui --backend-store-uri {result.tracking_uri})")
+    if result.scoring is not None:
+        print_scoring(result.scoring)
+        out.print(f"Report: {result.report}")
+        out.print(f"Risk list (top 100 by value at risk): {result.risk_list}")
     out.print(f"Done in {time.perf_counter() - t0:.1f}s.")
 
 

@@ -1,4 +1,4 @@
-"""The main job the README's first command runs: data -> validated store -> features -> train (quick)."""
+"""The main job the README's first command runs: data -> validated store -> features -> train (quick) -> score -> report."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ class MainJobResult:
     generated: bool
     training: list = field(default_factory=list)
     tracking_uri: str = ""
+    scoring: object = None
+    report: Path | None = None
+    risk_list: Path | None = None
 
 
 def training_cutoffs(first_ts, last_ts, horizons: Horizons) -> list:
@@ -70,4 +73,28 @@ def run_main_job(
                     result.training.append(train_task(log, task, cfg, progress=progress))
     finally:
         log.close()
+    if train:
+        score_and_report(result, data_dir, progress)
     return result
+
+
+def score_and_report(result: MainJobResult, data_dir: Path | None, progress, top: int = 100) -> None:
+    """Batch-score with the new champions, write the report and the top of the risk list."""
+    import ibis
+
+    from features.pipeline import Log
+    from features.store import connect_store
+    from serving.batch import run_batch, write_report
+    from serving.predictor import load_models, risk_list
+
+    root = resolve_data_dir(data_dir)
+    con = connect_store(store_path(data_dir))
+    try:
+        log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
+        result.scoring = run_batch(log, load_models(), root / "exports", progress=lambda step: progress(f"scoring: {step}"))
+        progress("report")
+        result.report = write_report(con, root / "reports").html
+    finally:
+        con.close()
+    as_of = result.scoring.manifest["as_of"]
+    result.risk_list = write_frame(risk_list(result.scoring.scores, top), root / "exports" / f"risk_list_{as_of}.csv")

@@ -6,7 +6,7 @@ Uses the registered champion models and the one feature definition training used
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
 from importlib import resources
@@ -37,6 +37,18 @@ def load_actions() -> dict:
 class Models:
     churn: object
     purchase: object
+    info: dict = field(default_factory=dict)  # task -> registry name, version, run id, tags
+
+
+def load_models(churn_version: int | None = None, purchase_version: int | None = None) -> Models:
+    """The champion models (by alias) from the MLflow registry, or the given versions."""
+    from models.registry import load_model, model_version_info
+
+    versions = {"churn": churn_version, "purchase": purchase_version}
+    return Models(
+        load_model("churn", churn_version), load_model("purchase", purchase_version),
+        {task: model_version_info(task, v) for task, v in versions.items()},
+    )
 
 
 def default_as_of(log: Log) -> date:
@@ -84,7 +96,7 @@ def score_features(
     explained = int(np.ceil(len(scored) * reasons_share))
     values = pd.concat([features.iloc[:explained], btyd_values(models.churn, X_churn.iloc[:explained])], axis=1)
     reasons = top_reasons(contributions(models.churn, X_churn.iloc[:explained]), values)
-    return pd.concat([scored, reasons.reindex(scored.index)], axis=1)
+    return pd.concat([scored, reasons.reindex(scored.index).astype("string")], axis=1)
 
 
 def score_customers(log: Log, as_of: date | str, models: Models, lookback_days: int = 365, reasons_share: float = 1.0) -> pd.DataFrame:

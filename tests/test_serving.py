@@ -101,3 +101,24 @@ def test_every_customer_gets_a_cluster_and_reasons_that_read_as_words(scored):
     text = " | ".join(scores["reason_1"].dropna().head(50))
     assert "_" not in text  # phrases, not column names
     assert any(word in text for word in ("days", "orders", "spent", "chance"))
+
+
+def test_budgeted_targeting_picks_the_largest_expected_gains():
+    from serving.targeting import plan_contacts
+
+    scores = pd.DataFrame({
+        "customer_id": list("abcde"),
+        "p_churn": [0.9, 0.5, 0.1, 0.8, 0.3],
+        "expected_value": [100.0, 1000.0, 5000.0, 10.0, 50.0],
+    })
+    chosen, plan = plan_contacts(scores, budget=2, success_rate=0.5)
+    assert chosen["customer_id"].tolist() == ["b", "c"]  # 250 and 250 beat a's 45
+    assert plan.expected_value_saved == pytest.approx(500.0) and plan.expected_saves == pytest.approx(0.3)
+    # With a cost per contact only the contacts worth it are kept: gains 250-40, 250-40, 45-40 (d: 4-40, e: 7.5-40).
+    chosen, plan = plan_contacts(scores, cost_per_contact=40.0, success_rate=0.5)
+    assert chosen["customer_id"].tolist() == ["b", "c", "a"] and plan.expected_net == pytest.approx(425.0) and plan.cost == 120.0
+    # A flat value per save ranks by churn risk alone.
+    chosen, _ = plan_contacts(scores, budget=3, value_per_save=100.0)
+    assert chosen["customer_id"].tolist() == ["a", "d", "b"]
+    with pytest.raises(PropensityError, match="budget"):
+        plan_contacts(scores)

@@ -1,0 +1,175 @@
+"""The retention report: one self-contained HTML file (PNGs embedded) plus the PNGs beside it.
+
+Sections: the models (leaderboards, gain and calibration plots from the champions' training runs),
+segments with their risk and value at risk, migration and drift since the previous run, and the top
+of the risk list with reasons and actions.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from features.store import atomic_path  # noqa: E402
+from serving.batch import compare_runs  # noqa: E402
+
+TOP_ROWS = 25
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#1f2933;padding:0 1rem}
+h1{margin-bottom:.2rem}h2{border-bottom:2px solid #e4e7eb;padding-bottom:.3rem;margin-top:2.2rem}
+.sub{color:#52606d;margin-top:0}.cards{display:flex;gap:1rem;flex-wrap:wrap}
+.card{background:#f5f7fa;border-radius:8px;padding:.8rem 1.1rem;min-width:10rem}.card b{display:block;font-size:1.5rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}th,td{padding:.3rem .6rem;border-bottom:1px solid #e4e7eb;text-align:right}
+th{background:#f5f7fa}td.l,th.l{text-align:left}.figs{display:flex;gap:1rem;flex-wrap:wrap}.figs img{max-width:380px;border:1px solid #e4e7eb}
+.note{color:#52606d;font-size:.85rem}
+"""
+
+
+@dataclass
+class ReportResult:
+    html: Path
+    images: list[Path]
+
+
+def _table(frame: pd.DataFrame, text_columns: tuple[str, ...] = ()) -> str:
+    head = "".join(f'<th class="{"l" if c in text_columns else ""}">{html.escape(str(c))}</th>' for c in frame.columns)
+    rows = []
+    for record in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, record):
+            if isinstance(value, float):
+                text = "" if value != value else (f"{value:.3f}" if abs(value) < 10 else f"{value:,.0f}")
+            else:
+                text = "" if value is None or value is pd.NA else str(value)
+            cells.append(f'<td class="{"l" if column in text_columns else ""}">{html.escape(text)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _figure_png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def segment_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    g = scores.groupby("rfm_segment")
+    table = pd.DataFrame({
+        "customers": g.size(),
+        "share": g.size() / len(scores),
+        "mean p_churn": g["p_churn"].mean(),
+        "mean p_purchase": g["p_purchase"].mean(),
+        "expected value": g["expected_value"].sum(),
+        "value at risk": g["value_at_risk"].sum(),
+    }).sort_values("value at risk", ascending=False)
+    return table.reset_index(names="segment")
+
+
+def _segment_chart(summary: pd.DataFrame) -> bytes:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    order = summary.iloc[::-1]
+    left.barh(order["segment"], order["customers"], color="#3e7cb1")
+    left.set(xlabel="customers", title="Segment size")
+    right.barh(order["segment"], order["value at risk"], color="#d64545")
+    right.set(xlabel="value at risk", title="Value at risk")
+    return _figure_png(fig)
+
+
+def _risk_chart(scores: pd.DataFrame) -> bytes:
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    ax.hist(scores["p_churn"], bins=30, color="#3e7cb1")
+    ax.set(xlabel="P(churn)", ylabel="customers", title="Churn risk distribution")
+    return _figure_png(fig)
+
+
+def _training_artifacts(run_id: str, folder: Path) -> dict[str, Path]:
+    """The champion training run's leaderboard and plots (missing ones are skipped)."""
+    import mlflow
+
+    found = {}
+    for name in ("leaderboard.csv", "gain.png", "calibration.png"):
+        try:
+            found[name] = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"evaluation/{name}", dst_path=str(folder)))
+        except Exception:  # an artifact store without the file: the report says so instead of failing
+            continue
+    return found
+
+
+def _migration_html(comparison: dict) -> str:
+    if not comparison.get("previous_as_of"):
+        return '<p class="note">This is the first scoring run in the store: nothing to compare with yet.</p>'
+    migration = pd.DataFrame(comparison["migration"])
+    matrix = migration.pivot_table(index="from", columns="to", values="customers", fill_value=0, aggfunc="sum")
+    matrix = matrix.reset_index().rename(columns={"from": "from \\ to"})
+    return (
+        f"<p>Since the run of {comparison['previous_as_of']}: <b>{comparison['customers_moved_segment']:,}</b> of "
+        f"{comparison['customers_in_both']:,} customers changed RFM segment; {comparison['customers_new']:,} are new and "
+        f"{comparison['customers_gone']:,} dropped out of the population. Score drift (PSI, below 0.1 is stable, above 0.25 a large shift): "
+        f"P(churn) {comparison['psi_p_churn']:.3f}, P(purchase) {comparison['psi_p_purchase']:.3f}.</p>"
+        + _table(matrix, ("from \\ to",))
+    )
+
+
+def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_info: dict, folder: Path) -> ReportResult:
+    """Write ``report.html`` and its PNGs into ``folder`` (each file atomically)."""
+    folder = Path(folder)
+    as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
+    summary = segment_summary(scores)
+    images = {"segments.png": _segment_chart(summary), "risk_distribution.png": _risk_chart(scores)}
+    model_sections = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for task, info in models_info.items():
+            found = _training_artifacts(info["run_id"], Path(tmp) / task)
+            parts = [f"<h3>{task}: {html.escape(info['name'])} v{info['version']} ({html.escape(info['tags'].get('family', '?'))}, "
+                     f"test cutoff {html.escape(info['tags'].get('test_cutoff', '?'))})</h3>"]
+            if "leaderboard.csv" in found:
+                board = pd.read_csv(found["leaderboard.csv"])
+                keep = [c for c in ("family", "kind", "valid_metric", "test_roc_auc", "test_pr_auc", "test_lift_at_10", "test_ece") if c in board.columns]
+                parts.append(_table(board[keep], ("family", "kind")))
+            figs = []
+            for name in ("gain.png", "calibration.png"):
+                if name in found:
+                    images[f"{task}_{name}"] = found[name].read_bytes()
+                    figs.append(_img(images[f"{task}_{name}"], f"{task} {name}"))
+            parts.append(f'<div class="figs">{"".join(figs)}</div>' if figs else '<p class="note">No training plots were found for this version.</p>')
+            model_sections.append("".join(parts))
+    top = scores.sort_values("rank").head(TOP_ROWS)
+    top_columns = [c for c in ("rank", "customer_id", "p_churn", "p_purchase", "value_at_risk", "rfm_segment", "lifecycle", "action",
+                               "reason_1", "reason_2", "reason_3") if c in top.columns]
+    text_cols = ("customer_id", "rfm_segment", "lifecycle", "action", "reason_1", "reason_2", "reason_3")
+    cards = [("customers scored", f"{len(scores):,}"), ("value at risk", f"{scores['value_at_risk'].sum():,.0f}"),
+             ("mean P(churn)", f"{scores['p_churn'].mean():.1%}"), ("mean P(purchase)", f"{scores['p_purchase'].mean():.1%}")]
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Propensity report {as_of}</title><style>{CSS}</style></head><body>
+<h1>Customer risk report</h1><p class="sub">Scores as of {as_of}. Churn: no purchase in the next {html.escape(str(models_info.get('churn', {}).get('tags', {}).get('horizon_days', '?')))} days.</p>
+<div class="cards">{''.join(f'<div class="card"><b>{v}</b>{k}</div>' for k, v in cards)}</div>
+<h2>Segments: size, risk and value at risk</h2>{_table(summary, ('segment',))}
+<div class="figs">{_img(images['segments.png'], 'segments')}{_img(images['risk_distribution.png'], 'risk distribution')}</div>
+<h2>Since the last run</h2>{_migration_html(compare_runs(previous, scores))}
+<h2>Top of the risk list (by value at risk)</h2>{_table(top, text_cols)}
+<p class="note">Reasons are the strongest drivers of each customer's churn score (SHAP for tree models, occlusion otherwise).</p>
+<h2>Models</h2><p class="note">Leaderboards from each champion's training run: validation picks, test metrics on the untouched latest cutoff.</p>{''.join(model_sections)}
+</body></html>"""
+    written = []
+    for name, png in images.items():
+        with atomic_path(folder / name) as tmp:
+            Path(tmp).write_bytes(png)
+        written.append(folder / name)
+    with atomic_path(folder / "report.html") as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+    return ReportResult(folder / "report.html", written)
