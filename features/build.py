@@ -251,7 +251,10 @@ def check_label_cutoffs(cutoffs: list[date], last_ts: datetime, horizons: Horizo
 
 
 def _to_frame(expr: ir.Table) -> pd.DataFrame:
-    frame = expr.order_by(KEYS).to_pandas()
+    return _finish_frame(expr.order_by(KEYS).to_pandas())
+
+
+def _finish_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("customer_id", "main_country", "main_channel"):  # one text dtype, even when empty
         if column in frame.columns:
             frame[column] = frame[column].astype(pd.StringDtype(na_value=float("nan")))
@@ -263,6 +266,23 @@ def build_features(tx: ir.Table, cutoffs: list[date] | date, lookback_days: int 
     """Feature table (customer x cutoff) as pandas, the hand-off format to scikit-learn."""
     cutoffs = [cutoffs] if isinstance(cutoffs, (date, str)) else list(cutoffs)
     return _to_frame(features_expr(tx, cutoffs, lookback_days))
+
+
+class CompiledFeatures:
+    """``features_expr`` for one cutoff, compiled once to DuckDB SQL and rerun as a table's contents change.
+
+    For many small requests (the REST service): Ibis compiles in about 0.25 s, the SQL then runs in
+    milliseconds. It is the same expression ``build_features`` runs, so results are identical.
+    """
+
+    def __init__(self, con, table: str, cutoff: date | str, lookback_days: int = 365):
+        backend = ibis.duckdb.from_connection(con)
+        expr = features_expr(backend.table(table), [as_cutoff(cutoff)], lookback_days).order_by(KEYS)
+        backend.execute(expr.limit(0))  # registers the expression's in-memory cutoff table on this connection
+        self.sql = str(backend.compile(expr))
+
+    def run(self, con) -> pd.DataFrame:
+        return _finish_frame(con.execute(self.sql).df())
 
 
 def training_expr(tx: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Table:

@@ -20,13 +20,17 @@ DUCKDB_SUFFIXES = {".duckdb", ".db", ".ddb"}
 
 @dataclass(frozen=True)
 class Source:
-    """Where a log comes from. For a DuckDB file give ``table`` or ``query``; ``delimiter`` is for CSV."""
+    """Where a log comes from. For a DuckDB file give ``table`` or ``query``; ``delimiter`` is for CSV.
 
-    path: Path
+    ``frame`` (a pandas DataFrame, e.g. a REST request's lines) is read instead of a file when given.
+    """
+
+    path: Path | None = None
     table: str | None = None
     query: str | None = None
     delimiter: str | None = None
     sheet: str | int | None = None
+    frame: object = None
 
 
 def _sql_str(text: str) -> str:
@@ -35,6 +39,10 @@ def _sql_str(text: str) -> str:
 
 def register_source(con: duckdb.DuckDBPyConnection, source: Source, name: str = "raw_source") -> list[str]:
     """Create a view ``name`` over the source on ``con``; return its column names."""
+    if source.frame is not None:
+        con.register(f"{name}_frame", source.frame)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_frame")
+        return list(source.frame.columns)
     path = Path(source.path)
     if not path.exists():
         raise PropensityError(f"The source file {path} does not exist.")

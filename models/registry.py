@@ -25,6 +25,7 @@ def configure_tracking(data_dir: Path | None = None) -> str:
 
     import mlflow
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars in scheduler logs
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*CloudPickle.*")

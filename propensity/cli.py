@@ -324,6 +324,25 @@ def run_report(as_of, out_dir, data_dir):
         con.close()
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    data_dir: DataDir = None,
+):
+    """The REST service: /health, /model, POST /score, /customers/{id}, /risk-list (OpenAPI at /docs). API key: env PROPENSITY_API_KEY."""
+    try:
+        import uvicorn
+
+        from serving.api import create_app
+    except ImportError:
+        raise PropensityError("The REST service needs its extra: pip install 'propensity[serve]'.") from None
+    app_ = create_app(data_dir)
+    out.print(f"Serving on http://{host}:{port} (OpenAPI: /docs); champion versions {app_.state.service.models.info['churn']['version']} "
+              f"(churn), {app_.state.service.models.info['purchase']['version']} (purchase); scores as of {app_.state.service.scores_as_of}.")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 LIST_COLUMNS = ["rank", "customer_id", "p_churn", "p_purchase", "expected_value", "value_at_risk", "rfm_segment", "lifecycle",
                 "value_matrix", "abc_tier", "cluster", "action", "reason_1", "reason_2", "reason_3"]
 ListAsOf = Annotated[Optional[str], typer.Option("--as-of", help="Which scoring run (default: the latest).")]

@@ -30,7 +30,7 @@ h1{margin-bottom:.2rem}h2{border-bottom:2px solid #e4e7eb;padding-bottom:.3rem;m
 .sub{color:#52606d;margin-top:0}.cards{display:flex;gap:1rem;flex-wrap:wrap}
 .card{background:#f5f7fa;border-radius:8px;padding:.8rem 1.1rem;min-width:10rem}.card b{display:block;font-size:1.5rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}th,td{padding:.3rem .6rem;border-bottom:1px solid #e4e7eb;text-align:right}
-th{background:#f5f7fa}td.l,th.l{text-align:left}.figs{display:flex;gap:1rem;flex-wrap:wrap}.figs img{max-width:380px;border:1px solid #e4e7eb}
+th{background:#f5f7fa}td.l,th.l{text-align:left}.figs{display:flex;gap:1rem;flex-wrap:wrap}.figs img{max-width:420px;border:1px solid #e4e7eb}.figs img.wide{max-width:680px}
 .note{color:#52606d;font-size:.85rem}
 """
 
@@ -56,8 +56,8 @@ def _table(frame: pd.DataFrame, text_columns: tuple[str, ...] = ()) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _img(png: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+def _img(png: bytes, alt: str, css: str = "") -> str:
+    return f'<img class="{css}" alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
 def _figure_png(fig) -> bytes:
@@ -82,7 +82,7 @@ def segment_summary(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _segment_chart(summary: pd.DataFrame) -> bytes:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     order = summary.iloc[::-1]
     left.barh(order["segment"], order["customers"], color="#3e7cb1")
     left.set(xlabel="customers", title="Segment size")
@@ -159,9 +159,9 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
 <h1>Customer risk report</h1><p class="sub">Scores as of {as_of}. Churn: no purchase in the next {html.escape(str(models_info.get('churn', {}).get('tags', {}).get('horizon_days', '?')))} days.</p>
 <div class="cards">{''.join(f'<div class="card"><b>{v}</b>{k}</div>' for k, v in cards)}</div>
 <h2>Segments: size, risk and value at risk</h2>{_table(summary, ('segment',))}
-<div class="figs">{_img(images['segments.png'], 'segments')}{_img(images['risk_distribution.png'], 'risk distribution')}</div>
+<div class="figs">{_img(images['segments.png'], 'segments', 'wide')}{_img(images['risk_distribution.png'], 'risk distribution')}</div>
 <h2>Since the last run</h2>{_migration_html(compare_runs(previous, scores))}
-<h2>Top of the risk list (by value at risk)</h2>{_table(top, text_cols)}
+<h2>Top of the risk list (by value at risk)</h2>{_table(top[top_columns], text_cols)}
 <p class="note">Reasons are the strongest drivers of each customer's churn score (SHAP for tree models, occlusion otherwise).</p>
 <h2>Models</h2><p class="note">Leaderboards from each champion's training run: validation picks, test metrics on the untouched latest cutoff.</p>{''.join(model_sections)}
 </body></html>"""

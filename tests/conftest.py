@@ -60,3 +60,38 @@ def small_synthetic(tmp_path_factory):
     con = duckdb.connect()
     report = ingest(con, Source(path), load_mapping("canonical"))
     return ibis.duckdb.from_connection(con).table("transactions"), report, path
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory):
+    """A data dir with a generated log in the store, quick-trained champions registered, and one batch scoring run."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    from features.pipeline import ingest_into_store, open_store_log
+    from features.store import connect_store, store_path
+    from features.synthetic import SyntheticConfig, generate
+    from models.registry import configure_tracking
+    from serving.batch import run_batch
+    from features.pipeline import Log
+    from serving.predictor import load_models
+    from training.config import load_config
+    from training.train import train_task
+
+    folder = tmp_path_factory.mktemp("trained")
+    pq.write_table(generate(SyntheticConfig(n_customers=800, seed=5)), folder / "log.parquet")
+    ingest_into_store(store_path(folder), Source(folder / "log.parquet"), load_mapping("canonical"))
+    old = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    configure_tracking(folder)
+    cfg = load_config(profile="quick", models=["lightgbm"], tuning={"n_trials": 1, "timeout_s": 20})
+    log = open_store_log(store_path(folder))
+    for task in ("churn", "purchase"):
+        train_task(log, task, cfg)
+    log.close()
+    con = connect_store(store_path(folder))
+    run_batch(Log(con, ibis.duckdb.from_connection(con).table("transactions")), load_models(), folder / "exports")
+    con.close()
+    yield folder
+    if old:
+        os.environ["MLFLOW_TRACKING_URI"] = old

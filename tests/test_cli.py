@@ -75,7 +75,7 @@ def test_horizon_past_the_data_is_refused_by_the_cli(tmp_path):
 
 
 def test_every_command_has_help(tmp_path):
-    for command in ("generate", "validate", "ingest", "features", "run", "train", "evaluate", "score", "risk-list"):
+    for command in ("generate", "validate", "ingest", "features", "run", "train", "evaluate", "score", "risk-list", "target", "report", "serve"):
         assert "--help" in cli(command, "--help", data_dir=tmp_path).stdout
 
 
@@ -83,6 +83,8 @@ def test_main_job_trains_registers_and_evaluate_reads_the_registry(tmp_path):
     proc = cli("run", "--lines", "40000", data_dir=tmp_path)
     assert "churn: leaderboard" in proc.stdout and "purchase: leaderboard" in proc.stdout
     assert "alias @champion" in proc.stdout and (tmp_path / "mlflow.db").exists()
+    assert (tmp_path / "reports" / "2024-01-01" / "report.html").exists() and (tmp_path / "exports" / "risk_list_2024-01-01.csv").exists()
+    assert "Report: " in proc.stdout and "Risk list (top 100 by value at risk): " in proc.stdout
     ev = cli("evaluate", "--task", "churn", "--as-of", "2023-06-01", data_dir=tmp_path)
     assert "churn @ 2023-06-01: roc_auc" in ev.stdout
     scored = cli("score", data_dir=tmp_path)
@@ -90,5 +92,9 @@ def test_main_job_trains_registers_and_evaluate_reads_the_registry(tmp_path):
     cli("risk-list", "--top", "7", "--by", "risk", "--out", "list.csv", data_dir=tmp_path)
     listed = pd.read_csv(tmp_path / "list.csv")
     assert len(listed) == 7 and listed["p_churn"].is_monotonic_decreasing and listed["action"].notna().all()
+    assert listed["reason_1"].notna().all()
+    planned = cli("target", "--budget", "20", "--out", "contacts.csv", data_dir=tmp_path)
+    assert "20 contacts" in planned.stdout and len(pd.read_csv(tmp_path / "contacts.csv")) == 20
+    assert cli("target", "--out", "x.csv", data_dir=tmp_path, check=False).returncode == 2
     bad = cli("train", "--task", "churn", "--models", "deep_forest", data_dir=tmp_path, check=False)
     assert bad.returncode == 2 and "unknown model family 'deep_forest'" in bad.stderr

@@ -1,43 +1,25 @@
 """Batch scoring with registered models: ranking, segments, idempotent rerun, atomic exports."""
 
-import os
 
-import duckdb
 import ibis
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
-from features.contract import load_mapping
 from features.errors import PropensityError
 from features.pipeline import Log
-from features.sources import Source
-from features.synthetic import SyntheticConfig, generate
-from features.validate import ingest
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory):
-    from models.registry import configure_tracking, load_model
-    from serving.predictor import Models, default_as_of, score_customers
-    from training.config import load_config
-    from training.train import train_task
+def scored(trained_store):
+    from features.store import connect_store, store_path
+    from serving.predictor import default_as_of, load_models, score_customers
 
-    folder = tmp_path_factory.mktemp("serving")
-    pq.write_table(generate(SyntheticConfig(n_customers=800, seed=5)), folder / "log.parquet")
-    con = duckdb.connect(str(folder / "store.duckdb"))
-    ingest(con, Source(folder / "log.parquet"), load_mapping("canonical"))
+    con = connect_store(store_path(trained_store))
     log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
-    old = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    configure_tracking(folder)
-    cfg = load_config(profile="quick", models=["lightgbm"], tuning={"n_trials": 1, "timeout_s": 20})
-    for task in ("churn", "purchase"):
-        train_task(log, task, cfg)
-    models = Models(load_model("churn"), load_model("purchase"))
+    models = load_models()
     as_of = default_as_of(log)
-    yield log, models, as_of, score_customers(log, as_of, models), folder
-    if old:
-        os.environ["MLFLOW_TRACKING_URI"] = old
+    yield log, models, as_of, score_customers(log, as_of, models), trained_store
+    con.close()
 
 
 def test_scores_are_ranked_by_value_at_risk_with_segments_and_actions(scored):
@@ -122,3 +104,44 @@ def test_budgeted_targeting_picks_the_largest_expected_gains():
     assert chosen["customer_id"].tolist() == ["a", "d", "b"]
     with pytest.raises(PropensityError, match="budget"):
         plan_contacts(scores)
+
+
+def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift():
+    import numpy as np
+
+    from serving.batch import psi
+
+    rng = np.random.default_rng(0)
+    base = rng.beta(2, 5, 20_000)
+    assert psi(base, rng.beta(2, 5, 20_000)) < 0.01
+    assert psi(base, rng.beta(5, 2, 20_000)) > 0.25
+
+
+def test_a_second_run_records_migration_drift_and_an_mlflow_manifest_and_reports(scored, tmp_path):
+    import re
+
+    import mlflow
+
+    from serving.batch import run_batch, write_report
+
+    log, models, as_of, _, folder = scored
+    earlier = as_of - pd.Timedelta(days=1)  # the latest run before as_of (another test may have stored this day too)
+    run_batch(log, models, tmp_path / "exports", earlier)
+    result = run_batch(log, models, tmp_path / "exports", as_of)
+    c = result.manifest["comparison"]
+    assert c["previous_as_of"] == str(earlier) and 0 <= c["psi_p_churn"] < 5
+    assert c["customers_in_both"] + c["customers_new"] == len(result.scores)
+    moved = sum(r["customers"] for r in c["migration"] if r["from"] != r["to"] and "(" not in r["from"] + r["to"])
+    assert moved == c["customers_moved_segment"]
+    run = mlflow.get_run(result.manifest["mlflow_run_id"])
+    assert run.data.tags["kind"] == "batch-scoring" and run.data.metrics["customers_scored"] == len(result.scores)
+    assert run.data.params["churn_model_version"] == str(models.info["churn"]["version"])
+    assert (tmp_path / "exports" / f"manifest_{as_of}.json").exists()
+
+    report = write_report(log.con, tmp_path / "reports")
+    page = report.html.read_text()
+    for heading in ("Segments: size, risk and value at risk", "Since the last run", "Top of the risk list", "Models"):
+        assert heading in page
+    assert f"Since the run of {earlier}" in page and "Cumulative gain" not in page  # plots are images, not text
+    assert not re.findall(r'src="(?!data:)', page)  # self-contained: every image is embedded
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == len(report.images) >= 4

@@ -1,0 +1,167 @@
+"""The REST service: TestClient for the endpoints, auth and bad requests; parity with batch; a real uvicorn process."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from features.store import connect_store, store_path
+
+API_COLUMNS = ["p_churn", "p_purchase", "expected_value", "value_at_risk"]
+SEGMENT_COLUMNS = ["rfm_segment", "rfm_code", "r_score", "f_score", "m_score", "lifecycle", "value_matrix", "abc_tier", "cluster", "action"]
+
+
+@pytest.fixture(scope="module")
+def service(trained_store):
+    from serving.api import Service
+
+    return Service(trained_store)
+
+
+@pytest.fixture
+def client(service, monkeypatch):
+    from serving.api import create_app
+
+    monkeypatch.delenv("PROPENSITY_API_KEY", raising=False)
+    return TestClient(create_app(service=service), raise_server_exceptions=False)
+
+
+def _batch_and_lines(folder, n=30):
+    con = connect_store(store_path(folder), read_only=True)
+    try:
+        scores = con.execute("SELECT * FROM scores WHERE as_of = (SELECT max(as_of) FROM scores) ORDER BY rank").df()
+        chosen = pd.concat([scores.head(10), scores.iloc[10:].sample(n - 10, random_state=1)])
+        ids = chosen["customer_id"].tolist()
+        columns = [c for c, *_ in con.execute("DESCRIBE transactions").fetchall() if c not in ("is_return", "amount")]
+        lines = con.execute(f"SELECT {', '.join(columns)} FROM transactions WHERE list_contains(?, customer_id)", [ids]).df()
+    finally:
+        con.close()
+    lines["ts"] = lines["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    records = lines.astype(object).where(lines.notna(), None).to_dict("records")
+    return chosen.set_index("customer_id"), records
+
+
+def test_score_matches_batch_scoring_for_the_same_customers(client, trained_store):
+    batch, lines = _batch_and_lines(trained_store)
+    as_of = str(batch["as_of"].iloc[0].date())
+    response = client.post("/score", json={"as_of": as_of, "transactions": lines})
+    assert response.status_code == 200, response.text[:500]
+    body = response.json()
+    api = pd.DataFrame(body["customers"]).set_index("customer_id").loc[batch.index]
+    assert len(api) == len(batch) == 30 and body["segments_reference"] == as_of
+    np.testing.assert_allclose(api[API_COLUMNS].to_numpy(float), batch[API_COLUMNS].to_numpy(float), rtol=1e-12, atol=1e-12)
+    for column in SEGMENT_COLUMNS:
+        assert api[column].tolist() == batch[column].tolist(), column
+    batch_reasons = [[r for r in row if isinstance(r, str)] for row in batch[["reason_1", "reason_2", "reason_3"]].itertuples(index=False)]
+    assert api["reasons"].tolist() == batch_reasons and all(batch_reasons)
+
+
+def test_feature_rows_score_like_transactions(client, trained_store):
+    from features.build import build_features
+    from features.pipeline import open_store_log
+
+    batch, _ = _batch_and_lines(trained_store, n=12)
+    log = open_store_log(store_path(trained_store))
+    try:
+        features = build_features(log.table, batch["as_of"].iloc[0].date())
+    finally:
+        log.close()
+    rows = features[features["customer_id"].isin(batch.index)].drop(columns=["as_of"])
+    payload = {"as_of": str(batch["as_of"].iloc[0].date()), "features": rows.astype(object).where(rows.notna(), None).to_dict("records")}
+    response = client.post("/score", json=payload)
+    assert response.status_code == 200, response.text[:500]
+    api = pd.DataFrame(response.json()["customers"]).set_index("customer_id").loc[batch.index]
+    np.testing.assert_allclose(api["p_churn"].to_numpy(float), batch["p_churn"].to_numpy(float), rtol=1e-12)
+
+
+def test_stored_customer_risk_list_model_and_health(client, trained_store):
+    batch, _ = _batch_and_lines(trained_store, n=12)
+    first = batch.index[0]
+    got = client.get(f"/customers/{first}")
+    assert got.status_code == 200 and got.json()["rank"] == 1 and got.json()["reasons"]
+    missing = client.get("/customers/no-such-customer")
+    assert missing.status_code == 404 and "no-such-customer" in missing.json()["detail"]
+    listed = client.get("/risk-list", params={"top": 5, "by": "risk"}).json()
+    assert len(listed) == 5 and [r["p_churn"] for r in listed] == sorted((r["p_churn"] for r in listed), reverse=True)
+    card = client.get("/model").json()
+    assert card["churn"]["version"] >= 1 and "recency_days" in card["churn"]["feature_spec"]["numeric"] and card["churn"]["test_metrics"]
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["customers"] == len(client.app.state.service.scores)
+    assert "/score" in client.get("/openapi.json").json()["paths"]
+
+
+def test_api_key_when_set(client, monkeypatch):
+    monkeypatch.setenv("PROPENSITY_API_KEY", "s3cret")
+    assert client.get("/health").status_code == 200
+    assert client.get("/model").status_code == 401
+    assert client.get("/model", headers={"X-API-Key": "wrong"}).status_code == 401
+    assert client.get("/model", headers={"X-API-Key": "s3cret"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "payload, status, words",
+    [
+        ({}, 422, "either"),
+        ({"transactions": [{"customer_id": "a", "invoice_id": "1", "ts": "2023-01-01T00:00:00", "amount": 5}], "features": [{"x": 1}]}, 422, "either"),
+        ({"transactions": [{"customer_id": "a", "ts": "yesterday", "amount": 5}]}, 422, "ts"),
+        ({"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": 5, "colour": "red"}]}, 422, "colour"),
+        ({"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "quantity": 2, "unit_price": 0}]}, 422, "passed validation"),
+        ({"as_of": "2020-01-01", "transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": 5}]}, 422, "nothing to score"),
+        ({"features": [{"customer_id": "a", "recency_days": 3}]}, 422, "lack"),
+        ({"features": [{"customer_id": "a", "recency_days": "soon"}]}, 422, "lack"),
+        ({"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": 5}] * 20_001}, 422, "at most 20000"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(client, payload, status, words):
+    response = client.post("/score", json=payload)
+    assert response.status_code == status, response.text[:500]
+    assert words in response.text and len(response.text) < 2000  # the input is not echoed back
+
+
+def test_an_oversized_body_is_refused_before_parsing(client):
+    response = client.post("/score", content=b"x" * 5_000_001, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "larger than" in response.json()["detail"]
+
+
+def test_query_bounds_on_the_risk_list(client):
+    assert client.get("/risk-list", params={"top": 0}).status_code == 422
+    assert client.get("/risk-list", params={"by": "vibes"}).status_code == 422
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_real_uvicorn_process_serves_scores(trained_store):
+    port = _free_port()
+    env = {**os.environ, "PROPENSITY_API_KEY": "k"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen([sys.executable, "-m", "propensity.cli", "serve", "--port", str(port), "--data-dir", str(trained_store)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        else:
+            pytest.fail(f"the service did not start: {proc.stderr.read1().decode() if proc.poll() is not None else 'still starting'}")
+        _, lines = _batch_and_lines(trained_store, n=11)
+        response = httpx.post(f"{url}/score", json={"transactions": lines}, headers={"X-API-Key": "k"}, timeout=30)
+        assert response.status_code == 200 and len(response.json()["customers"]) == 11
+        assert httpx.post(f"{url}/score", json={"transactions": lines}, timeout=30).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
