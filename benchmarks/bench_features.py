@@ -26,18 +26,10 @@ ONE_CUTOFF = [date(2023, 7, 1)]
 TWELVE = [date(2023, m, 1) for m in range(1, 13)]
 
 
-def make_store(million: int) -> Path:
+def write_store(table, path: Path) -> Path:
+    """A generated Arrow log as a store's ``transactions`` table (the canonical columns ingest writes)."""
     import duckdb
 
-    from features.synthetic import generate_lines
-
-    path = OUT / f"log_{million}M.duckdb"
-    if path.exists():
-        return path
-    OUT.mkdir(exist_ok=True)
-    t0 = time.perf_counter()
-    table = generate_lines(million * 1_000_000, seed=million)
-    gen = time.perf_counter() - t0
     tmp = path.with_suffix(".partial")
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
@@ -49,6 +41,20 @@ def make_store(million: int) -> Path:
     )
     con.close()
     tmp.rename(path)
+    return path
+
+
+def make_store(million: int) -> Path:
+    from features.synthetic import generate_lines
+
+    path = OUT / f"log_{million}M.duckdb"
+    if path.exists():
+        return path
+    OUT.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    table = generate_lines(million * 1_000_000, seed=million)
+    gen = time.perf_counter() - t0
+    write_store(table, path)
     print(f"  generated {table.num_rows:,} lines in {gen:.1f}s -> {path.name}", flush=True)
     return path
 
