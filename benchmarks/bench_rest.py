@@ -1,7 +1,7 @@
 """REST load test: POST /score for one customer at a fixed rate from a load generator on loopback.
 
-    python benchmarks/bench_rest.py                       # 50 requests/s for 30 s
-    python benchmarks/bench_rest.py --rate 100 --seconds 10
+    python benchmarks/bench_rest.py                       # one customer's lines, 50 requests/s for 30 s
+    python benchmarks/bench_rest.py --payload features --rate 20 --seconds 30
 
 Sets up a data dir with the main job (demo log, quick training, a batch run) unless it exists,
 starts `propensity serve` as a real uvicorn process, warms it up (the first request for an as_of
@@ -29,6 +29,20 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "out" / "rest"
 
 
+def customer_features(data_dir: Path, customer: str, as_of: str) -> list[dict]:
+    from features.build import build_features
+    from features.pipeline import open_store_log
+    from features.store import store_path
+
+    log = open_store_log(store_path(data_dir))
+    try:
+        row = build_features(log.table, as_of)
+    finally:
+        log.close()
+    row = row[row["customer_id"] == customer].drop(columns=["as_of"])
+    return row.astype(object).where(row.notna(), None).to_dict("records")
+
+
 def customer_lines(data_dir: Path) -> tuple[list[dict], str]:
     """All lines of a typical customer (the median line count among the top 100 of the risk list)."""
     from features.store import connect_store, store_path
@@ -51,12 +65,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--payload", choices=("transactions", "features"), default="transactions")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     if not (DATA / "mlflow.db").exists():
         subprocess.run([sys.executable, "-m", "propensity.cli", "run", "--data-dir", str(DATA)], check=True, env=env, stdout=subprocess.DEVNULL)
     lines, as_of = customer_lines(DATA)
-    payload = json.dumps({"as_of": as_of, "transactions": lines}).encode()
+    if args.payload == "features":
+        payload = json.dumps({"as_of": as_of, "features": customer_features(DATA, lines[0]["customer_id"], as_of)}).encode()
+    else:
+        payload = json.dumps({"as_of": as_of, "transactions": lines}).encode()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -94,7 +112,7 @@ def main() -> None:
         lag = np.array([r[2] for r in results]) * 1000
         codes = {c: sum(1 for r in results if r[1] == c) for c in {r[1] for r in results}}
         print(json.dumps({
-            "requests": n, "rate_target": args.rate, "rate_achieved": round(n / elapsed, 1), "lines_per_request": len(lines),
+            "payload": args.payload, "requests": n, "rate_target": args.rate, "rate_achieved": round(n / elapsed, 1), "lines_per_request": len(lines),
             "status_codes": codes, "p50_ms": round(float(np.percentile(latency, 50)), 1), "p90_ms": round(float(np.percentile(latency, 90)), 1),
             "p99_ms": round(float(np.percentile(latency, 99)), 1), "max_ms": round(float(latency.max()), 1),
             "send_lag_p99_ms": round(float(np.percentile(lag, 99)), 1),

@@ -82,6 +82,11 @@ def _default_text() -> str:
 
 
 def load_segment_rules(path: Path | None = None) -> SegmentRules:
+    return _parse_rules(str(path) if path else None)
+
+
+@cache
+def _parse_rules(path: str | None) -> SegmentRules:
     try:
         text = Path(path).read_text() if path else _default_text()
     except OSError as exc:

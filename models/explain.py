@@ -61,14 +61,21 @@ def _tree_contributions(pipe: Pipeline, X: pd.DataFrame, family: str) -> tuple[n
     return np.asarray(phi), names
 
 
+OCCLUSION_CHUNK = 20_000  # rows per batch: each is scored once per input, in one stacked call
+
+
 def _occlusion(model, X: pd.DataFrame) -> pd.DataFrame:
-    base = model.predict_proba(X)
-    out = {}
-    for column in model.feature_spec.columns:
-        moved = X.copy()
-        moved[column] = model.reference.get(column, np.nan)
-        out[column] = base - model.predict_proba(moved)
-    return pd.DataFrame(out, index=X.index)
+    columns = model.feature_spec.columns
+    parts = []
+    for start in range(0, len(X), OCCLUSION_CHUNK):
+        chunk = X.iloc[start:start + OCCLUSION_CHUNK]
+        stacked = pd.concat([chunk] * (len(columns) + 1), ignore_index=True)
+        n = len(chunk)
+        for k, column in enumerate(columns, start=1):  # block k has input k set to its training median
+            stacked.iloc[k * n:(k + 1) * n, stacked.columns.get_loc(column)] = model.reference.get(column, np.nan)
+        p = model.predict_proba(stacked).reshape(len(columns) + 1, n)
+        parts.append(pd.DataFrame((p[0] - p[1:]).T, index=chunk.index, columns=columns))
+    return pd.concat(parts)
 
 
 def contributions(model, X: pd.DataFrame) -> pd.DataFrame:

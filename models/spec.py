@@ -36,9 +36,7 @@ def spec_for_columns(columns) -> FeatureSpec:
 def model_input(frame, spec: FeatureSpec):
     """The columns a model takes, with stable dtypes (float numerics, object categoricals)."""
     cols = [c for c in ("customer_id",) if c in frame.columns]
-    X = frame[[*spec.columns, *cols]].copy()
-    for c in spec.numeric:
-        X[c] = X[c].astype("float64")
+    X = frame[[*spec.columns, *cols]].astype({c: "float64" for c in spec.numeric})
     for c in spec.categorical:
         X[c] = X[c].astype(object).where(X[c].notna(), None)
     return X

@@ -101,7 +101,7 @@ class ScoreResponse(BaseModel):
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    frame = frame.copy()
+    frame = frame[[c for c in [*ScoredCustomer.model_fields, *REASON_COLUMNS] if c in frame.columns]]
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     frame["reasons"] = [[r for r in row if isinstance(r, str)] for row in frame.reindex(columns=list(REASON_COLUMNS)).itertuples(index=False)]
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
@@ -118,7 +118,7 @@ class Service:
         self.models = models or load_models()
         self.rules = load_segment_rules()
         self.mapping = load_mapping("canonical")
-        self.con = duckdb.connect()
+        self.con = duckdb.connect(config={"threads": 1})  # one request's lines: threads only add scheduling
         self.lock = threading.Lock()
         self.compiled: OrderedDict = OrderedDict()
         self.reload()
