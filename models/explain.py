@@ -20,18 +20,21 @@ TREE_FAMILIES = ("decision_tree", "random_forest", "xgboost", "lightgbm")
 
 
 def _pipeline(estimator) -> Pipeline | None:
-    """The fitted pipeline inside a calibrated (frozen) champion, or None."""
+    """The one fitted pipeline inside a calibrated (frozen) champion, or None (e.g. the SVM's 3-fold ensemble)."""
+    from sklearn.frozen import FrozenEstimator
+
     inner = estimator
-    for _ in range(3):
+    for _ in range(4):
         if isinstance(inner, Pipeline):
             return inner
-        if hasattr(inner, "calibrated_classifiers_") and len(inner.calibrated_classifiers_) == 1:
-            inner = inner.calibrated_classifiers_[0].estimator
-        elif hasattr(inner, "estimator"):
+        if isinstance(inner, FrozenEstimator):
             inner = inner.estimator
-        else:
+            continue
+        fitted = getattr(inner, "calibrated_classifiers_", None)
+        if fitted is None or len(fitted) != 1:
             return None
-    return inner if isinstance(inner, Pipeline) else None
+        inner = fitted[0].estimator
+    return None
 
 
 def _input_feature(name: str, inputs: list[str]) -> str:

@@ -60,3 +60,27 @@ def test_top_reasons_explain_the_side_of_the_average_the_customer_is_on():
     assert reasons.iloc[0].tolist()[:2] == ["no purchase for 200 days; usual gap 20 days", "spent 50 in all"]
     assert reasons.iloc[0, 2] != reasons.iloc[0, 2]  # only two inputs push the first score up
     assert reasons.iloc[1].tolist()[:2] == ["spent 9,000 in all", "no purchase for 5 days; usual gap 30 days"]
+
+
+@pytest.mark.parametrize("family", ["xgboost", "svm"])
+def test_calibrated_champions_are_explained_through_their_wrappers(table, family):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    from models.explain import btyd_values
+
+    spec = spec_for_columns(table.columns)
+    X, y = model_input(table, spec), table["churn"].to_numpy()
+    params = {"svm": {"C": 1.0, "gamma": 0.1, "n_components": 50}}.get(family, PARAMS.get(family))
+    fitted = get_family(family).build(spec, params, 0).fit(X, y)
+    champion = CalibratedClassifierCV(FrozenEstimator(fitted), method="sigmoid").fit(X, y)
+    model = PropensityModel(champion, spec, "churn", family, 60, PropensityModel.reference_row(X, spec))
+    phi = contributions(model, X.head(20))
+    assert phi.shape[0] == 20 and np.isfinite(phi.to_numpy()).all()
+    values = btyd_values(model, X.head(20))
+    if family == "xgboost":  # one pipeline inside: its fitted BG/NBD step gives the values for the wording
+        bare = PropensityModel(fitted, spec, "churn", family, 60)
+        pd.testing.assert_frame_equal(phi, contributions(bare, X.head(20)))
+        assert list(values.columns) == ["bgnbd_p_alive", "bgnbd_p_purchase_30d", "bgnbd_p_purchase_90d"]
+    else:  # a 3-fold calibrated ensemble: occlusion, and no single BG/NBD step to read
+        assert values.empty
