@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -114,6 +114,7 @@ def ingest(
     ts_format: TsFormat = None,
     table: DbTable = None,
     query: DbQuery = None,
+    export_parquet: Annotated[Optional[Path], typer.Option("--export-parquet", help="Also write the validated log here (for the Spark engine).")] = None,
     data_dir: DataDir = None,
 ):
     """Validate a log and load it into the embedded store (replacing the previous log, atomically)."""
@@ -121,6 +122,15 @@ def ingest(
 
     report = ingest_into_store(store_path(data_dir), _source(source, delimiter, table, query), _mapping(preset, mapping, ts_format))
     print_report(report, f"Loaded {source} into {store_path(data_dir)}")
+    if export_parquet:
+        from features.store import connect_store, export_table
+
+        con = connect_store(store_path(data_dir), read_only=True)
+        try:
+            export_table(con, "SELECT * FROM transactions", export_parquet)
+        finally:
+            con.close()
+        out.print(f"Validated log ({report.accepted_rows:,} lines) -> {export_parquet}")
 
 
 def resolve_cutoffs(as_of: Optional[list[str]], start: Optional[str], end: Optional[str]) -> list[date]:
@@ -145,14 +155,31 @@ def features(
     purchase_horizon_days: Annotated[int, typer.Option(help="Purchase label horizon.")] = 30,
     lookback_days: Annotated[int, typer.Option(help="Population: customers with a purchase in this many days before as_of.")] = 365,
     segment_rules: Annotated[Optional[Path], typer.Option("--segments-config", help="YAML segment rules (default: the shipped rules).")] = None,
-    out_file: Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv).")] = Path("data/features.parquet"),
+    out_file: Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv); with --engine spark, a Parquet folder.")] = Path("data/features.parquet"),
+    engine: Annotated[str, typer.Option(help="duckdb (the embedded store) or spark (reads --source in place).")] = "duckdb",
+    source: Annotated[Optional[str], typer.Option(help="Spark: a validated canonical log, Parquet path/folder or table name.")] = None,
+    spark_master: Annotated[Optional[str], typer.Option(help="Spark master URL [env PROPENSITY_SPARK_MASTER, default local[2]].")] = None,
+    spark_remote: Annotated[Optional[str], typer.Option(help="Spark Connect URL, e.g. sc://host:15002 [env PROPENSITY_SPARK_REMOTE].")] = None,
     data_dir: DataDir = None,
 ):
-    """Build the feature table (one row per customer and cutoff) from the store's log."""
+    """Build the feature table (one row per customer and cutoff) from the store's log, or on Spark."""
     from features.pipeline import feature_table, open_store_log
 
     cutoffs = resolve_cutoffs(as_of, start, end)
     horizons = Horizons(churn_horizon_days, purchase_horizon_days, lookback_days)
+    if engine not in ("duckdb", "spark"):
+        raise PropensityError(f"Unknown engine {engine!r}: use duckdb or spark.")
+    if engine == "spark":
+        from features.spark import open_spark_log, spark_session, write_spark_features
+
+        if not source:
+            raise PropensityError("With --engine spark, give --source: the validated log as Parquet (or a table name).")
+        t0 = time.perf_counter()
+        log = open_spark_log(source, spark_session(spark_master, spark_remote))
+        write_spark_features(log, cutoffs, out_file, horizons, with_labels=labels)
+        out.print(f"Features for {len(cutoffs)} cutoff(s) written by Spark in {time.perf_counter() - t0:.1f}s -> {out_file}/as_of_date=*/"
+                  + ("" if not segments else " (segments are computed at scoring, not on Spark)"))
+        return
     rules = load_segment_rules(segment_rules) if segments else None
     log = open_store_log(store_path(data_dir))
     t0 = time.perf_counter()
@@ -255,12 +282,36 @@ def score(
     reasons_share: Annotated[float, typer.Option(help="Write reasons for this top share of the ranking (1 = everyone).", min=0.0, max=1.0)] = 1.0,
     churn_version: Annotated[Optional[int], typer.Option(help="Churn model version (default: @champion).")] = None,
     purchase_version: Annotated[Optional[int], typer.Option(help="Purchase model version (default: @champion).")] = None,
+    engine: Annotated[str, typer.Option(help="duckdb (the embedded store) or spark (reads --source, writes --out).")] = "duckdb",
+    source: Annotated[Optional[str], typer.Option(help="Spark: the validated canonical log (Parquet path/folder or table).")] = None,
+    out_dir: Annotated[Optional[str], typer.Option("--out", help="Spark: output folder (Parquet partitioned by as_of_date).")] = None,
+    spark_master: Annotated[Optional[str], typer.Option(help="Spark master URL [env PROPENSITY_SPARK_MASTER, default local[2]].")] = None,
+    spark_remote: Annotated[Optional[str], typer.Option(help="Spark Connect URL [env PROPENSITY_SPARK_REMOTE].")] = None,
     data_dir: DataDir = None,
 ):
     """Batch scoring: the store's `scores` table (a rerun replaces that as_of), Parquet/CSV exports, a manifest in MLflow.
 
     Exit codes: 0 done, 2 a problem with the input or setup (one sentence on stderr), 1 an unexpected failure.
     """
+    if engine not in ("duckdb", "spark"):
+        raise PropensityError(f"Unknown engine {engine!r}: use duckdb or spark.")
+    if engine == "spark":
+        from features.build import data_window
+        from features.spark import open_spark_log, spark_session
+        from models.registry import configure_tracking
+        from serving.predictor import load_models
+        from serving.spark_scoring import score_on_spark
+
+        if not (source and out_dir):
+            raise PropensityError("With --engine spark, give --source (the validated log) and --out (a folder).")
+        configure_tracking(data_dir)
+        models = load_models(churn_version, purchase_version)
+        log = open_spark_log(source, spark_session(spark_master, spark_remote))
+        cutoff = as_cutoff(as_of) if as_of else data_window(log.table)[1].date() + timedelta(days=1)
+        t0 = time.perf_counter()
+        result = score_on_spark(log, cutoff, models, out_dir, reasons_share)
+        out.print(f"Scored {result['customers']:,} customers as of {cutoff} on Spark in {time.perf_counter() - t0:.1f}s -> {out_dir}/as_of_date={cutoff}/")
+        return
     result = run_scoring(as_of, reasons_share, churn_version, purchase_version, data_dir)
     print_scoring(result)
 

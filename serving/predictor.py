@@ -71,12 +71,14 @@ def reference_columns(rules: SegmentRules) -> list[str]:
 
 
 def score_features(
-    features: pd.DataFrame, models: Models, reference: SegmentReference | None = None, reasons_share: float = 1.0
+    features: pd.DataFrame, models: Models, reference: SegmentReference | None = None, reasons_share: float = 1.0,
+    reasons_from_value_at_risk: float | None = None,
 ) -> pd.DataFrame:
     """Score feature rows: the one scoring path batch scoring and the REST service share.
 
     Ranked by value at risk (highest first). Segments are placed against ``reference`` (default: the
-    rows' own population per as_of); reasons are written for the top ``reasons_share`` of the ranking.
+    rows' own population per as_of); reasons are written for the top ``reasons_share`` of the ranking,
+    or, when ``reasons_from_value_at_risk`` is given, for every row with at least that value at risk.
     """
     rules = load_segment_rules()
     X_churn = model_input(features, models.churn.feature_spec)
@@ -94,6 +96,8 @@ def score_features(
     scored, X_churn, features = (f.loc[order].reset_index(drop=True) for f in (scored, X_churn, features))
     scored.insert(2, "rank", np.arange(1, len(scored) + 1))
     explained = int(np.ceil(len(scored) * reasons_share))
+    if reasons_from_value_at_risk is not None:
+        explained = int((scored["value_at_risk"] >= reasons_from_value_at_risk).sum())
     values = pd.concat([features.iloc[:explained], btyd_values(models.churn, X_churn.iloc[:explained])], axis=1)
     reasons = top_reasons(contributions(models.churn, X_churn.iloc[:explained]), values)
     return pd.concat([scored, reasons.reindex(scored.index).astype("string")], axis=1)

@@ -62,6 +62,17 @@ def small_synthetic(tmp_path_factory):
     return ibis.duckdb.from_connection(con).table("transactions"), report, path
 
 
+def point_mlflow_at(folder: Path) -> None:
+    """Use the tracking store in ``folder`` (MLflow keeps the URI in the environment, so clear what earlier tests left)."""
+    import os
+
+    from models.registry import configure_tracking
+
+    for leaked in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
+        os.environ.pop(leaked, None)
+    configure_tracking(folder)
+
+
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory):
     """A data dir with a generated log in the store, quick-trained champions registered, and one batch scoring run."""
@@ -92,6 +103,8 @@ def trained_store(tmp_path_factory):
     con = connect_store(store_path(folder))
     run_batch(Log(con, ibis.duckdb.from_connection(con).table("transactions")), load_models(), folder / "exports")
     con.close()
+    for leaked in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):  # mlflow.set_* wrote these; keep them out of subprocesses
+        os.environ.pop(leaked, None)
     yield folder
     if old:
         os.environ["MLFLOW_TRACKING_URI"] = old

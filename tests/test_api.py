@@ -20,8 +20,10 @@ SEGMENT_COLUMNS = ["rfm_segment", "rfm_code", "r_score", "f_score", "m_score", "
 
 @pytest.fixture(scope="module")
 def service(trained_store):
+    from conftest import point_mlflow_at
     from serving.api import Service
 
+    point_mlflow_at(trained_store)
     return Service(trained_store)
 
 

@@ -12,7 +12,8 @@ from conftest import DOZEN_CSV
 
 
 def cli(*args, data_dir: Path, check=True):
-    env = {**os.environ, "PROPENSITY_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}  # in-process tests point MLflow elsewhere
+    env.update(PROPENSITY_DATA_DIR=str(data_dir), COLUMNS="200")
     proc = subprocess.run([sys.executable, "-m", "propensity.cli", *args], capture_output=True, text=True, env=env, cwd=data_dir)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")

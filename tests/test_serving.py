@@ -11,9 +11,12 @@ from features.pipeline import Log
 
 @pytest.fixture(scope="module")
 def scored(trained_store):
+    from conftest import point_mlflow_at
+
     from features.store import connect_store, store_path
     from serving.predictor import default_as_of, load_models, score_customers
 
+    point_mlflow_at(trained_store)
     con = connect_store(store_path(trained_store))
     log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
     models = load_models()

@@ -1,0 +1,146 @@
+"""DuckDB and Spark give the same features and labels from the one Ibis definition (to 1e-9).
+
+One shared local[2] session (1 GB driver, 2 shuffle partitions, UI off). Skipped when pyspark or
+Java is missing; `.ci/run` installs the spark extra, so CI runs them.
+"""
+
+import shutil
+from datetime import date
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SHARED_RETAIL
+from features.build import Horizons, _finish_frame, build_features, build_training_table, monthly_cutoffs
+
+pyspark = pytest.importorskip("pyspark")
+pytestmark = [pytest.mark.spark, pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed")]
+
+KEYS = ["customer_id", "as_of"]
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from features.spark import spark_session
+
+    session = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g"})
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def _canonical_parquet(tx, path):
+    """The validated log the DuckDB ingest wrote, as Parquet: what Spark reads in place."""
+    tx.to_parquet(path)
+    return path
+
+
+def _assert_same(duck: pd.DataFrame, spark: pd.DataFrame) -> None:
+    duck = duck.sort_values(KEYS, ignore_index=True)
+    spark = spark.sort_values(KEYS, ignore_index=True)
+    assert len(duck) == len(spark) > 0 and list(duck.columns) == list(spark.columns)
+    assert duck["customer_id"].tolist() == spark["customer_id"].tolist() and (duck["as_of"] == spark["as_of"]).all()
+    for column in duck.columns.drop(KEYS):
+        a, b = duck[column], spark[column]
+        if a.dtype.kind in "fiub":
+            np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=column)
+        else:
+            assert a.fillna("<na>").tolist() == b.fillna("<na>").tolist(), column
+
+
+def _spark_frame(log, cutoffs, horizons, with_labels):
+    from features.spark import feature_expr_for
+
+    return _finish_frame(feature_expr_for(log, cutoffs, horizons, with_labels).to_pandas())
+
+
+def test_generated_log_features_and_labels_match(spark, small_synthetic, tmp_path):
+    from features.spark import open_spark_log
+
+    tx = small_synthetic[0]
+    log = open_spark_log(_canonical_parquet(tx, tmp_path / "tx.parquet"), spark)
+    cutoffs = monthly_cutoffs("2022-09-01", "2023-06-01")
+    horizons = Horizons(90, 30)
+    _assert_same(build_training_table(tx, cutoffs, horizons), _spark_frame(log, cutoffs, horizons, True))
+
+
+def test_spark_writes_parquet_partitioned_by_as_of_equal_to_duckdb(spark, small_synthetic, tmp_path):
+    from features.spark import open_spark_log, write_spark_features
+
+    tx = small_synthetic[0]
+    log = open_spark_log(_canonical_parquet(tx, tmp_path / "tx.parquet"), spark)
+    cutoffs = [date(2023, 3, 1), date(2023, 9, 1)]
+    out = write_spark_features(log, cutoffs, tmp_path / "features", with_labels=False)
+    partitions = sorted(p.name for p in out.glob("as_of_date=*"))
+    assert partitions == ["as_of_date=2023-03-01", "as_of_date=2023-09-01"]
+    written = pd.read_parquet(out).drop(columns=["as_of_date"])
+    written["as_of"] = pd.to_datetime(written["as_of"]).astype("datetime64[ns]")
+    _assert_same(build_features(tx, cutoffs), _finish_frame(written[build_features(tx, cutoffs).columns]))
+
+
+def test_a_log_without_the_canonical_columns_is_refused(spark, tmp_path):
+    from features.errors import PropensityError
+    from features.spark import open_spark_log
+
+    pd.DataFrame({"CustomerID": ["1"], "InvoiceDate": ["2011-01-01"]}).to_parquet(tmp_path / "raw.parquet")
+    with pytest.raises(PropensityError, match="lacks the canonical columns"):
+        open_spark_log(tmp_path / "raw.parquet", spark)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not SHARED_RETAIL.exists(), reason="../shared/data/online_retail is not present")
+def test_uci_features_and_labels_match(spark, tmp_path):
+    import duckdb
+
+    from features.contract import load_mapping
+    from features.sources import Source
+    from features.spark import open_spark_log
+    from features.validate import ingest
+
+    con = duckdb.connect()
+    ingest(con, Source(SHARED_RETAIL), load_mapping("online_retail"))
+    con.execute(f"COPY transactions TO '{tmp_path / 'tx.parquet'}' (FORMAT parquet)")
+    tx = ibis.duckdb.from_connection(con).table("transactions")
+    log = open_spark_log(tmp_path / "tx.parquet", spark)
+    cutoffs, horizons = [date(2011, 6, 1), date(2011, 9, 1)], Horizons(90, 30)
+    _assert_same(build_training_table(tx, cutoffs, horizons), _spark_frame(log, cutoffs, horizons, True))
+
+
+@pytest.mark.parametrize("share", [1.0, 0.1])
+def test_spark_scoring_matches_batch_scoring(spark, trained_store, tmp_path, share):
+    from features.pipeline import open_store_log
+    from features.spark import open_spark_log
+    from features.store import store_path
+    from serving.predictor import default_as_of, load_models, score_customers
+    from serving.spark_scoring import read_spark_scores, score_on_spark
+
+    from conftest import point_mlflow_at
+
+    point_mlflow_at(trained_store)
+    duck = open_store_log(store_path(trained_store))
+    try:
+        models = load_models()
+        as_of = default_as_of(duck)
+        batch = score_customers(duck, as_of, models, reasons_share=share)
+        duck.table.to_parquet(tmp_path / "tx.parquet")
+    finally:
+        duck.close()
+    result = score_on_spark(open_spark_log(tmp_path / "tx.parquet", spark), as_of, models, tmp_path / "scores", reasons_share=share)
+    spark_scores = read_spark_scores(tmp_path / "scores", as_of)
+    assert result["customers"] == len(batch) == len(spark_scores)
+    assert spark_scores["customer_id"].tolist() == batch["customer_id"].tolist()
+    for column in ("p_churn", "p_purchase", "expected_value", "value_at_risk"):
+        np.testing.assert_allclose(spark_scores[column], batch[column], rtol=1e-9, err_msg=column)
+    for column in ("rfm_segment", "r_score", "f_score", "m_score", "lifecycle", "value_matrix", "abc_tier", "cluster", "action"):
+        assert spark_scores[column].tolist() == batch[column].tolist(), column
+    reasons = ["reason_1", "reason_2", "reason_3"]
+    explained = spark_scores["reason_1"].notna()
+    if share == 1.0:
+        assert spark_scores[reasons].fillna("").values.tolist() == batch[reasons].fillna("").values.tolist()
+    else:  # the top of the list (by an approximate quantile cut) is explained exactly as batch explains it
+        top = int(np.ceil(0.1 * len(batch)))
+        assert abs(explained.sum() - top) <= max(2, 0.01 * len(batch))
+        k = min(explained.sum(), top)
+        assert spark_scores[reasons].head(k).fillna("").values.tolist() == batch[reasons].head(k).fillna("").values.tolist()
