@@ -51,7 +51,8 @@ def score_on_spark(log, as_of: date | str, models: Models, out_dir: str | Path, 
     from features.spark import spark_frame
 
     cutoff = as_cutoff(as_of)
-    features = spark_frame(log, features_expr(log.table, [cutoff], lookback_days))
+    # one row per customer, read several times below (reference, sample, passes): computed once
+    features = spark_frame(log, features_expr(log.table, [cutoff], lookback_days)).persist()
     session = features.sparkSession
     rules = load_segment_rules()
     population = features.select(*[c for c in reference_columns(rules) if c in features.columns]).toPandas()
@@ -72,6 +73,7 @@ def score_on_spark(log, as_of: date | str, models: Models, out_dir: str | Path, 
     session.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
     scored = scored.withColumn("as_of_date", scored["as_of"].cast("date").cast("string"))
     scored.write.mode("overwrite").partitionBy("as_of_date").parquet(str(out_dir))
+    features.unpersist()
     return {"as_of": str(cutoff), "customers": len(population), "reasons_from_value_at_risk": cut, "out": str(out_dir)}
 
 

@@ -91,7 +91,7 @@ def test_a_log_without_the_canonical_columns_is_refused(spark, tmp_path):
 
 @pytest.mark.realdata
 @pytest.mark.skipif(not SHARED_RETAIL.exists(), reason="../shared/data/online_retail is not present")
-def test_uci_features_and_labels_match(spark, tmp_path):
+def test_uci_features_labels_and_scores_match(spark, tmp_path):
     import duckdb
 
     from features.contract import load_mapping
@@ -106,6 +106,32 @@ def test_uci_features_and_labels_match(spark, tmp_path):
     log = open_spark_log(tmp_path / "tx.parquet", spark)
     cutoffs, horizons = [date(2011, 6, 1), date(2011, 9, 1)], Horizons(90, 30)
     _assert_same(build_training_table(tx, cutoffs, horizons), _spark_frame(log, cutoffs, horizons, True))
+
+    # and the same scores: a small LightGBM pair trained on this log, scored by both engines
+    from conftest import point_mlflow_at
+    from features.pipeline import Log
+    from serving.predictor import load_models, score_customers
+    from serving.spark_scoring import read_spark_scores, score_on_spark
+    from training.config import load_config
+    from training.train import train_task
+
+    point_mlflow_at(tmp_path)
+    duck = Log(con, tx)
+    cfg = load_config(profile="quick", models=["lightgbm"], baselines=[], tuning={"n_trials": 1, "timeout_s": 3600})
+    for task in ("churn", "purchase"):
+        train_task(duck, task, cfg)
+    models = load_models()
+    as_of = date(2011, 12, 10)
+    batch = score_customers(duck, as_of, models, reasons_share=0.1)
+    score_on_spark(log, as_of, models, tmp_path / "scores", reasons_share=0.1)
+    on_spark = read_spark_scores(tmp_path / "scores", as_of)
+    assert on_spark["customer_id"].tolist() == batch["customer_id"].tolist()
+    np.testing.assert_allclose(on_spark[["p_churn", "p_purchase", "value_at_risk"]], batch[["p_churn", "p_purchase", "value_at_risk"]], rtol=1e-9)
+    for column in ("rfm_segment", "lifecycle", "value_matrix", "abc_tier", "cluster", "action"):
+        assert on_spark[column].tolist() == batch[column].tolist(), column
+    top = min(on_spark["reason_1"].notna().sum(), batch["reason_1"].notna().sum())
+    reasons = ["reason_1", "reason_2", "reason_3"]
+    assert top > 300 and on_spark[reasons].head(top).fillna("").values.tolist() == batch[reasons].head(top).fillna("").values.tolist()
 
 
 @pytest.mark.parametrize("share", [1.0, 0.1])
