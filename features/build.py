@@ -251,10 +251,11 @@ def check_label_cutoffs(cutoffs: list[date], last_ts: datetime, horizons: Horizo
 
 
 def _to_frame(expr: ir.Table) -> pd.DataFrame:
-    return _finish_frame(expr.order_by(KEYS).to_pandas())
+    return feature_frame(expr.order_by(KEYS).to_pandas())
 
 
-def _finish_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A fetched feature table in the hand-off dtypes (text as string, ``as_of`` as datetime64[ns]), whatever the engine."""
     for column in ("customer_id", "main_country", "main_channel"):  # one text dtype, even when empty
         if column in frame.columns:
             frame[column] = frame[column].astype(pd.StringDtype(na_value=float("nan")))
@@ -282,7 +283,7 @@ class CompiledFeatures:
         self.sql = str(backend.compile(expr))
 
     def run(self, con) -> pd.DataFrame:
-        return _finish_frame(con.execute(self.sql).df())
+        return feature_frame(con.execute(self.sql).df())
 
 
 def training_expr(tx: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Table:

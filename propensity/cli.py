@@ -317,25 +317,14 @@ def score(
 
 
 def run_scoring(as_of, reasons_share, churn_version, purchase_version, data_dir, progress_label: str = "Scoring"):
-    import ibis
-
-    from features.pipeline import Log
-    from features.store import connect_store, data_dir as resolve_data_dir, require_table
     from models.registry import configure_tracking
-    from serving.batch import run_batch
+    from serving.batch import score_store
     from serving.predictor import load_models
 
     configure_tracking(data_dir)
     with console.status(f"{progress_label}: loading the models...") as status:
         models = load_models(churn_version, purchase_version)
-        con = connect_store(store_path(data_dir))
-        try:
-            require_table(con, "transactions")
-            log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
-            return run_batch(log, models, resolve_data_dir(data_dir) / "exports", as_of, reasons_share,
-                             progress=lambda step: status.update(f"{progress_label}: {step}..."))
-        finally:
-            con.close()
+        return score_store(data_dir, models, as_of, reasons_share, progress=lambda step: status.update(f"{progress_label}: {step}..."))
 
 
 def print_scoring(result) -> None:

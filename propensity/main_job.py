@@ -80,19 +80,15 @@ def run_main_job(
 
 def score_and_report(result: MainJobResult, data_dir: Path | None, progress, top: int = 100) -> None:
     """Batch-score with the new champions, write the report and the top of the risk list."""
-    import ibis
-
-    from features.pipeline import Log
     from features.store import connect_store
-    from serving.batch import run_batch, write_report
+    from serving.batch import score_store, write_report
     from serving.predictor import load_models, risk_list
 
     root = resolve_data_dir(data_dir)
-    con = connect_store(store_path(data_dir))
+    result.scoring = score_store(data_dir, load_models(), progress=lambda step: progress(f"scoring: {step}"))
+    progress("report")
+    con = connect_store(store_path(data_dir), read_only=True)
     try:
-        log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
-        result.scoring = run_batch(log, load_models(), root / "exports", progress=lambda step: progress(f"scoring: {step}"))
-        progress("report")
         result.report = write_report(con, root / "reports").html
     finally:
         con.close()

@@ -14,7 +14,7 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -152,7 +152,7 @@ class Service:
     def features_from_lines(self, lines: list[Transaction], as_of: date | None) -> tuple[pd.DataFrame, dict]:
         rows = [t.model_dump(exclude_unset=True) for t in lines]
         frame = pd.DataFrame(rows)
-        stamps = pd.to_datetime(frame["ts"], utc=True).dt.tz_convert(timezone.utc).dt.tz_localize(None)
+        stamps = pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None)  # naive UTC, as the store keeps them
         frame["ts"] = stamps.astype("datetime64[us]")
         with self.lock:
             report = ingest(self.con, Source(frame=frame), self.mapping)

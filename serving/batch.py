@@ -162,6 +162,22 @@ def run_batch(
     return BatchResult(scores, manifest, [*paths, manifest_path])
 
 
+def score_store(data_dir: Path | None, models: Models, as_of: date | str | None = None, reasons_share: float = 1.0,
+                progress=lambda step: None) -> BatchResult:
+    """Batch-score the embedded store's log (exports under ``<data dir>/exports``)."""
+    import ibis
+
+    from features.store import connect_store, data_dir as resolve_data_dir, require_table, store_path
+
+    con = connect_store(store_path(data_dir))
+    try:
+        require_table(con, "transactions")
+        log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
+        return run_batch(log, models, resolve_data_dir(data_dir) / "exports", as_of, reasons_share, progress)
+    finally:
+        con.close()
+
+
 def log_manifest(manifest: dict) -> str:
     """The scoring run in MLflow: model versions as params, counts, timings and drift as metrics, the manifest as JSON."""
     import mlflow

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import _finish_frame, as_cutoff, features_expr
+from features.build import feature_frame, as_cutoff, features_expr
 from features.errors import PropensityError
 from features.segments import load_segment_rules, segment_reference
 from serving.predictor import Models, reference_columns, score_features
@@ -35,7 +35,7 @@ def _spark_type(column: str, dtype) -> str:
 
 
 def _score_batch(features: pd.DataFrame, models, reference, reasons_share, reasons_from) -> pd.DataFrame:
-    scored = score_features(_finish_frame(features), models, reference, reasons_share, reasons_from).drop(columns=["rank"])
+    scored = score_features(feature_frame(features), models, reference, reasons_share, reasons_from).drop(columns=["rank"])
     return scored.astype({c: "int64" for c, t in scored.dtypes.items() if pd.api.types.is_integer_dtype(t)})
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_RETAIL
-from features.build import Horizons, _finish_frame, build_features, build_training_table, monthly_cutoffs
+from features.build import Horizons, feature_frame, build_features, build_training_table, monthly_cutoffs
 
 pyspark = pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.spark, pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed")]
@@ -53,7 +53,7 @@ def _assert_same(duck: pd.DataFrame, spark: pd.DataFrame) -> None:
 def _spark_frame(log, cutoffs, horizons, with_labels):
     from features.spark import feature_expr_for
 
-    return _finish_frame(feature_expr_for(log, cutoffs, horizons, with_labels).to_pandas())
+    return feature_frame(feature_expr_for(log, cutoffs, horizons, with_labels).to_pandas())
 
 
 def test_generated_log_features_and_labels_match(spark, small_synthetic, tmp_path):
@@ -77,7 +77,7 @@ def test_spark_writes_parquet_partitioned_by_as_of_equal_to_duckdb(spark, small_
     assert partitions == ["as_of_date=2023-03-01", "as_of_date=2023-09-01"]
     written = pd.read_parquet(out).drop(columns=["as_of_date"])
     written["as_of"] = pd.to_datetime(written["as_of"]).astype("datetime64[ns]")
-    _assert_same(build_features(tx, cutoffs), _finish_frame(written[build_features(tx, cutoffs).columns]))
+    _assert_same(build_features(tx, cutoffs), feature_frame(written[build_features(tx, cutoffs).columns]))
 
 
 def test_a_log_without_the_canonical_columns_is_refused(spark, tmp_path):
