@@ -46,11 +46,12 @@ def connect_store(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
         raise PropensityError(f"Cannot open the store {path}: {str(exc).splitlines()[0]}") from None
 
 
+def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()[0][0])
+
+
 def require_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchall()[0][0]
-    if not found:
+    if not has_table(con, table):
         raise PropensityError(f"The store has no {table!r} table: load a log first with `propensity ingest SOURCE`.")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -296,10 +296,9 @@ def score(
     if engine not in ("duckdb", "spark"):
         raise PropensityError(f"Unknown engine {engine!r}: use duckdb or spark.")
     if engine == "spark":
-        from features.build import data_window
         from features.spark import open_spark_log, spark_session
         from models.registry import configure_tracking
-        from serving.predictor import load_models
+        from serving.predictor import default_as_of, load_models
         from serving.spark_scoring import score_on_spark
 
         if not (source and out_dir):
@@ -307,7 +306,7 @@ def score(
         configure_tracking(data_dir)
         models = load_models(churn_version, purchase_version)
         log = open_spark_log(source, spark_session(spark_master, spark_remote))
-        cutoff = as_cutoff(as_of) if as_of else data_window(log.table)[1].date() + timedelta(days=1)
+        cutoff = as_cutoff(as_of) if as_of else default_as_of(log)
         t0 = time.perf_counter()
         result = score_on_spark(log, cutoff, models, out_dir, reasons_share)
         out.print(f"Scored {result['customers']:,} customers as of {cutoff} on Spark in {time.perf_counter() - t0:.1f}s -> {out_dir}/as_of_date={cutoff}/")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from features.build import as_cutoff, data_window
 from features.pipeline import Log
-from features.store import atomic_path, write_frame
+from features.store import atomic_path, has_table, write_frame
 from serving.predictor import Models, default_as_of, score_customers
 
 PSI_BINS = 10
@@ -47,10 +47,6 @@ def save_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
 def export_scores(scores: pd.DataFrame, folder: Path) -> list[Path]:
     stamp = pd.Timestamp(scores["as_of"].iloc[0]).date().isoformat()
     return [write_frame(scores, Path(folder) / f"scores_{stamp}.{ext}") for ext in ("parquet", "csv")]
-
-
-def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()[0][0])
 
 
 def scores_as_of(con: duckdb.DuckDBPyConnection, as_of: date | None = None, before: bool = False) -> pd.DataFrame | None:
