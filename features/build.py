@@ -85,8 +85,22 @@ def _with_epoch(tx: ir.Table) -> ir.Table:
     return tx.mutate(ts_s=tx.ts.epoch_seconds().cast("int64"))
 
 
+# Money and units are summed in integer micro-units: floating-point sums depend on the order in which a parallel
+# engine adds the rows (DuckDB and Spark both vary run to run), integer sums do not. Amounts and
+# quantities keep 6 decimals; the exact total is turned back into a float once, after the last sum.
+MICROS = 1_000_000
+
+
+def _to_micros(x: ir.NumericValue) -> ir.IntegerValue:
+    return (x * MICROS).round().cast("int64")
+
+
+def _from_micros(micros: ir.IntegerValue) -> ir.FloatingValue:
+    return micros.cast("float64") / MICROS
+
+
 def invoice_facts(tx: ir.Table) -> ir.Table:
-    """One row per invoice event (customer, invoice, timestamp): purchase and return value, lines, units.
+    """One row per invoice event (customer, invoice, timestamp): purchase and return value (micro-units), lines, units.
 
     Lines are folded per timestamp, not per invoice, so that an invoice id with lines on both sides
     of a cutoff cannot carry later lines into features. ``first_purchase`` marks the event that
@@ -95,13 +109,13 @@ def invoice_facts(tx: ir.Table) -> ir.Table:
     t = tx
     sale = ~t.is_return
     aggs = {
-        "sale_value": ibis.ifelse(sale, t.amount, 0.0).sum(),
-        "return_value": ibis.ifelse(sale, 0.0, -t.amount).sum(),
+        "sale_value": ibis.ifelse(sale, _to_micros(t.amount), 0).sum(),
+        "return_value": ibis.ifelse(sale, 0, _to_micros(-t.amount)).sum(),
         "sale_lines": sale.cast("int64").sum(),
         "return_lines": t.is_return.cast("int64").sum(),
     }
     if "quantity" in t.columns:
-        aggs["sale_units"] = ibis.ifelse(sale, t.quantity, 0.0).sum()
+        aggs["sale_units"] = ibis.ifelse(sale, _to_micros(t.quantity), 0).sum()
     for cat in ("country", "channel"):
         if cat in t.columns:
             aggs[cat] = t[cat].min()
@@ -121,18 +135,18 @@ def _per_cutoff_aggregates(inv: ir.Table, cut: ir.Table) -> ir.Table:
         "last_s": ibis.ifelse(p, j.ts_s, ibis.null("int64")).max(),
         "first_s": ibis.ifelse(p, j.ts_s, ibis.null("int64")).min(),
         "frequency_invoices": count(first),
-        "monetary_total": j.sale_value.sum(),
-        "return_value": j.return_value.sum(),
+        "monetary_total": _from_micros(j.sale_value.sum()),
+        "return_value": _from_micros(j.return_value.sum()),
         "sale_lines": j.sale_lines.sum(),
         "return_lines": j.return_lines.sum(),
         "weekend_invoices": count(first & ((j.day + 3) % 7 >= 5)),  # epoch day 0 was a Thursday
-        "spend_prev": ibis.ifelse((age > TREND_DAYS * DAY) & (age <= 2 * TREND_DAYS * DAY), j.sale_value, 0.0).sum(),
+        "spend_prev": _from_micros(ibis.ifelse((age > TREND_DAYS * DAY) & (age <= 2 * TREND_DAYS * DAY), j.sale_value, 0).sum()),
     }
     if "sale_units" in inv.columns:
-        aggs["sale_units"] = j.sale_units.sum()
+        aggs["sale_units"] = _from_micros(j.sale_units.sum())
     for w in WINDOWS_DAYS:
         aggs[f"invoices_{w}d"] = count(first & (age <= w * DAY))
-        aggs[f"spend_{w}d"] = ibis.ifelse(age <= w * DAY, j.sale_value, 0.0).sum()
+        aggs[f"spend_{w}d"] = _from_micros(ibis.ifelse(age <= w * DAY, j.sale_value, 0).sum())
     return j.group_by(["customer_id", "as_of", "as_of_s", "as_of_day"]).aggregate(**aggs)
 
 
@@ -226,7 +240,7 @@ def labels_expr(tx: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Tab
     return j.group_by(KEYS).aggregate(
         n_purchase_h=(j.is_purchase & (ahead < horizons.purchase_horizon_days * DAY)).cast("int64").sum(),
         n_churn_h=(j.is_purchase & in_churn).cast("int64").sum(),
-        spend=ibis.ifelse(in_churn, j.sale_value - j.return_value, 0.0).sum(),
+        spend=_from_micros(ibis.ifelse(in_churn, j.sale_value - j.return_value, 0).sum()),
     )
 
 
