@@ -66,19 +66,24 @@ def monthly_cutoffs(start: date | str, end: date | str) -> list[date]:
     return out
 
 
-def cutoff_table(cutoffs: list[date]) -> ir.Table:
+CUTOFF_SCHEMA = {"as_of": "timestamp", "as_of_day": "int64", "as_of_s": "int64"}
+
+
+def cutoff_rows(cutoffs: list[date]) -> dict[str, list]:
+    """The cutoff table's columns: midnight, epoch day and epoch second of each distinct cutoff."""
     days = sorted({as_cutoff(c) for c in cutoffs})
     if not days:
         raise PropensityError("No cutoff was given.")
     epoch = date(1970, 1, 1)
-    return ibis.memtable(
-        {
-            "as_of": [datetime.combine(d, datetime.min.time()) for d in days],
-            "as_of_day": [(d - epoch).days for d in days],
-            "as_of_s": [(d - epoch).days * DAY for d in days],
-        },
-        schema={"as_of": "timestamp", "as_of_day": "int64", "as_of_s": "int64"},
-    )
+    return {
+        "as_of": [datetime.combine(d, datetime.min.time()) for d in days],
+        "as_of_day": [(d - epoch).days for d in days],
+        "as_of_s": [(d - epoch).days * DAY for d in days],
+    }
+
+
+def cutoff_table(cutoffs: list[date]) -> ir.Table:
+    return ibis.memtable(cutoff_rows(cutoffs), schema=CUTOFF_SCHEMA)
 
 
 def _with_epoch(tx: ir.Table) -> ir.Table:
@@ -182,9 +187,12 @@ def _ratio(num, den):
     return ibis.ifelse(den > 0, num / den, ibis.null("float64"))
 
 
-def features_expr(tx: ir.Table, cutoffs: list[date], lookback_days: int = 365) -> ir.Table:
-    """Features for every customer with a purchase in ``[as_of - lookback_days, as_of)``, per cutoff."""
-    cut = cutoff_table(cutoffs)
+def features_expr(tx: ir.Table, cutoffs: list[date] | ir.Table, lookback_days: int = 365) -> ir.Table:
+    """Features for every customer with a purchase in ``[as_of - lookback_days, as_of)``, per cutoff.
+
+    ``cutoffs`` is a list of dates, or a table with the columns of ``cutoff_rows``.
+    """
+    cut = cutoffs if isinstance(cutoffs, ir.Table) else cutoff_table(cutoffs)
     inv = invoice_facts(tx)
     g = _per_cutoff_aggregates(inv, cut)
     g = g.filter(g.last_s.notnull() & (g.as_of_s - g.last_s <= lookback_days * DAY))
@@ -284,17 +292,28 @@ def build_features(tx: ir.Table, cutoffs: list[date] | date, lookback_days: int 
 
 
 class CompiledFeatures:
-    """``features_expr`` for one cutoff, compiled once to DuckDB SQL and rerun as a table's contents change.
+    """``features_expr`` compiled once to DuckDB SQL over two named tables, rerun as their contents change.
 
     For many small requests (the REST service): Ibis compiles in about 0.25 s, the SQL then runs in
-    milliseconds. It is the same expression ``build_features`` runs, so results are identical.
+    milliseconds. The cutoffs come from the table ``cutoffs`` (columns of ``cutoff_rows``; see
+    ``set_cutoffs``), so one compiled query serves any as_of. It is the expression
+    ``build_features`` runs, so results are identical.
     """
 
-    def __init__(self, con, table: str, cutoff: date | str, lookback_days: int = 365):
+    def __init__(self, con, table: str, cutoffs: str = "cutoffs", lookback_days: int = 365):
+        self.cutoffs = cutoffs
+        self.set_cutoffs(con, [date(1970, 1, 1)])
         backend = ibis.duckdb.from_connection(con)
-        expr = features_expr(backend.table(table), [as_cutoff(cutoff)], lookback_days).order_by(KEYS)
-        backend.execute(expr.limit(0))  # registers the expression's in-memory cutoff table on this connection
+        expr = features_expr(backend.table(table), backend.table(cutoffs), lookback_days).order_by(KEYS)
         self.sql = str(backend.compile(expr))
+
+    def set_cutoffs(self, con, cutoffs: list[date]) -> None:
+        rows = pd.DataFrame(cutoff_rows(cutoffs)).astype({"as_of": "datetime64[us]"})
+        con.register("cutoff_rows_frame", rows)
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {self.cutoffs} AS SELECT * FROM cutoff_rows_frame")
+        finally:
+            con.unregister("cutoff_rows_frame")
 
     def run(self, con) -> pd.DataFrame:
         return feature_frame(con.execute(self.sql).df())

@@ -137,8 +137,13 @@ def ingest(
     now: datetime | None = None,
     table: str = "transactions",
     quarantine_table: str = "quarantine",
+    keep: tuple[str, ...] = (),
 ) -> ValidationReport:
-    """Validate ``source`` and (re)write ``table`` and ``quarantine_table`` on ``con`` in one transaction."""
+    """Validate ``source`` and (re)write ``table`` and ``quarantine_table`` on ``con`` in one transaction.
+
+    ``keep`` names source columns copied as they are into ``table`` (the REST service tags each
+    line with its request this way). They are part of the line, so duplicates are found within a tag.
+    """
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     source_columns = register_source(con, source)
     columns = mapping.resolve(source_columns)
@@ -147,8 +152,9 @@ def ingest(
     raw_text = ", ".join(f"CAST({duckdb_identifier(col)} AS VARCHAR) AS {duckdb_identifier(col)}" for col in types)
     con.execute("BEGIN TRANSACTION")
     try:
+        kept = "".join(f", {duckdb_identifier(col)}" for col in keep)
         con.execute(
-            f"CREATE OR REPLACE TABLE {table} AS SELECT {_canonical_select(columns, mapping)} "
+            f"CREATE OR REPLACE TABLE {table} AS SELECT {_canonical_select(columns, mapping)}{kept} "
             "FROM classified WHERE __reason IS NULL ORDER BY __ts, __customer_id, __invoice"
         )
         con.execute(

@@ -10,11 +10,16 @@ scoring uses, with segments placed against the latest batch population. ``GET /c
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
+import queue
 import secrets
 import threading
 from collections import OrderedDict
-from datetime import date, datetime
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,7 +27,7 @@ import duckdb
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.build import CompiledFeatures, as_cutoff
@@ -32,7 +37,7 @@ from features.segments import load_segment_rules, segment_reference
 from features.sources import Source
 from features.store import connect_store, store_path
 from features.validate import ingest
-from serving.predictor import LIFECYCLE_INPUTS, Models, load_models, reference_columns, risk_list, score_features
+from serving.predictor import LIFECYCLE_INPUTS, Models, load_models, reference_columns, require_model_inputs, risk_list, score_features
 from serving.reasons import REASON_COLUMNS
 
 API_KEY_ENV = "PROPENSITY_API_KEY"
@@ -40,7 +45,10 @@ MAX_BODY_BYTES = 5_000_000
 MAX_LINES = 20_000
 MAX_FEATURE_ROWS = 1_000
 MAX_LIST = 10_000
-COMPILED_CACHE = 16
+COMPILED_CACHE = 8
+MAX_BATCH_REQUESTS = 64
+TAG = "request_slot"  # the source column that tags each line with its request in a batch
+SEP = "\x1f"  # request slot + SEP + customer id: customers of different requests never mix
 
 
 class Transaction(BaseModel):
@@ -100,11 +108,80 @@ class ScoreResponse(BaseModel):
     segments_reference: date | None = Field(None, description="The batch run whose population the segments are placed against.")
 
 
+def _plain(value):
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
 def _records(frame: pd.DataFrame) -> list[dict]:
-    frame = frame[[c for c in [*ScoredCustomer.model_fields, *REASON_COLUMNS] if c in frame.columns]]
-    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-    frame["reasons"] = [[r for r in row if isinstance(r, str)] for row in frame.reindex(columns=list(REASON_COLUMNS)).itertuples(index=False)]
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+    """Scored rows as plain dicts (None for missing, ``as_of`` a date, the reason phrases as a list)."""
+    columns = [c for c in ScoredCustomer.model_fields if c in frame.columns]
+    values = {c: frame[c].tolist() for c in columns}
+    values["as_of"] = [pd.Timestamp(v).date() for v in values["as_of"]]
+    reasons = frame.reindex(columns=list(REASON_COLUMNS)).to_numpy(dtype=object)
+    return [
+        {**{c: _plain(values[c][i]) for c in columns}, "reasons": [r for r in reasons[i] if isinstance(r, str)]}
+        for i in range(len(frame))
+    ]
+
+
+class Batcher:
+    """One scoring thread. Requests that arrive while it works are scored together in its next batch.
+
+    A batch pays the fixed costs (validation and feature SQL in DuckDB, the models' and pandas'
+    per-call overhead) once, so throughput rises with load while a lone request waits for nothing.
+    ``work`` takes a list of items and returns one result (or exception) per item; when it fails
+    as a whole, the items are retried one by one so that one bad request cannot fail the others.
+    """
+
+    def __init__(self, work, max_items: int = MAX_BATCH_REQUESTS):
+        self.work = work
+        self.max_items = max_items
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="propensity-scorer", daemon=True)
+        self.thread.start()
+
+    def submit(self, item) -> Future:
+        future: Future = Future()
+        self.queue.put((item, future))
+        return future
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the thread."""
+        self.queue.put(None)
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_items:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self.queue.put(None)  # stop after this batch
+                    break
+                batch.append(nxt)
+            items = [item for item, _ in batch]
+            try:
+                results = self.work(items)
+            except Exception:  # noqa: BLE001 - isolate the failing request below
+                results = []
+                for item in items:
+                    try:
+                        results.append(self.work([item])[0])
+                    except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+                        results.append(exc)
+            for (_, future), result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
 
 class Service:
@@ -118,10 +195,10 @@ class Service:
         self.models = models or load_models()
         self.rules = load_segment_rules()
         self.mapping = load_mapping("canonical")
-        self.con = duckdb.connect(config={"threads": 1})  # one request's lines: threads only add scheduling
-        self.lock = threading.Lock()
+        self.con = duckdb.connect(config={"threads": 1})  # a batch of requests' lines: threads only add scheduling
         self.compiled: OrderedDict = OrderedDict()
         self.reload()
+        self.batcher = Batcher(self.score_many)
 
     def reload(self) -> None:
         """Re-read the latest batch scores (after a scheduled run)."""
@@ -140,29 +217,51 @@ class Service:
         self.reference = segment_reference(self.scores, self.rules) if len(self.scores) else None
         self.scores_as_of = pd.Timestamp(self.scores["as_of"].iloc[0]).date() if len(self.scores) else None
 
-    def _features_query(self, cutoff: date) -> CompiledFeatures:
-        key = (cutoff, tuple(row[0] for row in self.con.execute("DESCRIBE transactions").fetchall()))
+    def _features_query(self) -> CompiledFeatures:
+        """The feature SQL for the columns the lines have (compiled once per column set, any as_of)."""
+        key = tuple(row[0] for row in self.con.execute("DESCRIBE transactions").fetchall())
         if key not in self.compiled:
-            self.compiled[key] = CompiledFeatures(self.con, "transactions", cutoff)
+            self.compiled[key] = CompiledFeatures(self.con, "transactions")
             while len(self.compiled) > COMPILED_CACHE:
                 self.compiled.popitem(last=False)
         self.compiled.move_to_end(key)
         return self.compiled[key]
 
-    def features_from_lines(self, lines: list[Transaction], as_of: date | None) -> tuple[pd.DataFrame, dict]:
-        rows = [t.model_dump(exclude_unset=True) for t in lines]
+    def features_from_lines(self, jobs: dict[int, ScoreRequest]) -> tuple[dict[int, pd.DataFrame | PropensityError], dict[int, dict]]:
+        """Features of several requests' lines in one validation and one query (same line columns).
+
+        Each line carries its request's slot through validation; customer ids become slot + SEP + id,
+        so that the same customer in two requests stays two customers. Returns, per slot, its feature
+        rows (or the error that request gets) and its quarantine counts.
+        """
+        rows = [{**t.model_dump(exclude_unset=True), TAG: k} for k, job in jobs.items() for t in job.transactions]
         frame = pd.DataFrame(rows)
         stamps = pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None)  # naive UTC, as the store keeps them
         frame["ts"] = stamps.astype("datetime64[us]")
-        with self.lock:
-            report = ingest(self.con, Source(frame=frame), self.mapping)
-            if report.accepted_rows == 0:
-                raise PropensityError(f"None of the {report.input_rows} lines passed validation: {report.by_reason}.")
-            cutoff = as_cutoff(as_of) if as_of else report.last_ts.date() + pd.Timedelta(days=1)
-            features = self._features_query(cutoff).run(self.con)
-        if features.empty:
-            raise PropensityError(f"None of these customers bought in the 365 days before {cutoff}: nothing to score.")
-        return features, report.by_reason
+        ingest(self.con, Source(frame=frame), self.mapping, keep=(TAG,))
+        quarantined: dict[int, dict] = {k: {} for k in jobs}
+        for slot, reason, n in self.con.execute(f"SELECT {TAG}, reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 3 DESC, 2").fetchall():
+            quarantined[int(slot)][reason] = n
+        accepted = {int(k): last.date() for k, last in self.con.execute(f"SELECT {TAG}, max(ts) FROM transactions GROUP BY 1").fetchall()}
+        out: dict[int, pd.DataFrame | PropensityError] = {}
+        for k, job in jobs.items():
+            if k not in accepted:
+                out[k] = PropensityError(f"None of the {len(job.transactions)} lines passed validation: {quarantined[k]}.")
+        cutoffs = {k: as_cutoff(jobs[k].as_of) if jobs[k].as_of else last + timedelta(days=1) for k, last in accepted.items()}
+        if cutoffs:
+            self.con.execute(
+                f"CREATE OR REPLACE TABLE transactions AS SELECT * EXCLUDE ({TAG}) "
+                f"REPLACE (CAST({TAG} AS VARCHAR) || chr(31) || customer_id AS customer_id) FROM transactions"
+            )
+            query = self._features_query()
+            query.set_cutoffs(self.con, list(cutoffs.values()))
+            features = query.run(self.con)
+            slots = features["customer_id"].str.split(SEP, n=1).str[0].astype(int)
+            for k, cutoff in cutoffs.items():
+                mine = features[(slots == k).to_numpy() & (features["as_of"] == pd.Timestamp(cutoff)).to_numpy()]
+                out[k] = mine if len(mine) else PropensityError(
+                    f"None of these customers bought in the 365 days before {cutoff}: nothing to score.")
+        return out, quarantined
 
     def features_from_rows(self, rows: list[dict], as_of: date | None) -> pd.DataFrame:
         frame = pd.DataFrame(rows)
@@ -183,14 +282,60 @@ class Service:
         frame["as_of"] = pd.Timestamp(as_cutoff(as_of) if as_of else date.today())
         return frame
 
+    def score_many(self, requests: list[ScoreRequest]) -> list[ScoreResponse | PropensityError]:
+        """Score several requests together: one validation and feature query per line-column set, one scoring call.
+
+        Every row is scored on its own (segments against the batch population's reference, reasons
+        from the model alone), so a request gets the same answer alone or in a batch.
+        """
+        results: dict[int, pd.DataFrame | PropensityError] = {}
+        quarantined: dict[int, dict] = {}
+        by_columns: dict[frozenset, dict[int, ScoreRequest]] = {}
+        for k, request in enumerate(requests):
+            if request.transactions:
+                columns = frozenset(c for t in request.transactions for c in t.model_fields_set)
+                by_columns.setdefault(columns, {})[k] = request
+            else:
+                try:
+                    rows = self.features_from_rows(request.features, request.as_of)
+                    results[k] = rows.assign(customer_id=f"{k}{SEP}" + rows["customer_id"])
+                except PropensityError as exc:
+                    results[k] = exc
+        for jobs in by_columns.values():
+            features, counts = self.features_from_lines(jobs)
+            results.update(features)
+            quarantined.update(counts)
+        for k, part in results.items():  # checked per request: in a concatenation a missing column would become nulls
+            if isinstance(part, pd.DataFrame):
+                try:
+                    require_model_inputs(part, self.models)
+                except PropensityError as exc:
+                    results[k] = exc
+        frames = [f for f in results.values() if isinstance(f, pd.DataFrame)]
+        answers: list[ScoreResponse | PropensityError] = [results[k] if isinstance(results[k], PropensityError) else None for k in range(len(requests))]
+        if frames:
+            scored = score_features(pd.concat(frames, ignore_index=True), self.models, self.reference).drop(columns=["rank"])
+            slot_and_id = scored["customer_id"].str.split(SEP, n=1)
+            slots = slot_and_id.str[0].astype(int).to_numpy()
+            scored["customer_id"] = slot_and_id.str[1]
+            records = _records(scored)
+            for k in range(len(requests)):
+                if answers[k] is None:
+                    mine = [records[i] for i in (slots == k).nonzero()[0]]
+                    answers[k] = ScoreResponse(customers=mine, quarantined=quarantined.get(k, {}), segments_reference=self.scores_as_of)
+        return answers
+
+    def close(self) -> None:
+        self.batcher.stop()
+        self.con.close()
+
+    def submit(self, request: ScoreRequest) -> Future:
+        """Queue a request for the scoring thread (it joins whatever batch comes next)."""
+        return self.batcher.submit(request)
+
     def score(self, request: ScoreRequest) -> ScoreResponse:
-        quarantined = {}
-        if request.transactions:
-            features, quarantined = self.features_from_lines(request.transactions, request.as_of)
-        else:
-            features = self.features_from_rows(request.features, request.as_of)
-        scored = score_features(features, self.models, self.reference).drop(columns=["rank"])
-        return ScoreResponse(customers=_records(scored), quarantined=quarantined, segments_reference=self.scores_as_of)
+        """Score one request (through the scoring thread, like the endpoint)."""
+        return self.submit(request).result()
 
     def customer(self, customer_id: str) -> dict:
         if not len(self.by_id) or customer_id not in self.by_id.index:
@@ -215,11 +360,19 @@ class Service:
 
 
 def create_app(data_dir: Path | None = None, service: Service | None = None) -> FastAPI:
+    owned = service is None
     service = service or Service(data_dir)
-    app = FastAPI(title="Propensity", version="1", description="Churn and purchase propensity: scores, segments, reasons, actions.")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if owned:  # a service handed in belongs to the caller
+            service.close()
+
+    app = FastAPI(title="Propensity", version="1", description="Churn and purchase propensity: scores, segments, reasons, actions.", lifespan=lifespan)
     app.state.service = service
 
-    def require_key(request: Request) -> None:
+    async def require_key(request: Request) -> None:
         wanted = os.environ.get(API_KEY_ENV)
         if wanted and not secrets.compare_digest(request.headers.get("x-api-key", ""), wanted):
             raise HTTPException(401, "A valid X-API-Key header is required.")
@@ -254,8 +407,9 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
         return service.model_card()
 
     @app.post("/score", dependencies=auth, response_model=ScoreResponse)
-    def score(request: ScoreRequest) -> ScoreResponse:
-        return service.score(request)
+    async def score(request: ScoreRequest) -> Response:
+        result = await asyncio.wrap_future(service.submit(request))
+        return Response(result.model_dump_json(), media_type="application/json")  # already validated: skip a second pass
 
     @app.get("/customers/{customer_id}", dependencies=auth, response_model=ScoredCustomer)
     def customer(customer_id: str) -> dict:

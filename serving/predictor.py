@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from features.build import as_cutoff, build_features, data_window
+from features.definitions import FEATURES
 from features.errors import PropensityError
 from features.pipeline import Log
 from features.clusters import ClusterModel
@@ -70,6 +71,16 @@ def reference_columns(rules: SegmentRules) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
+def require_model_inputs(features: pd.DataFrame, models: Models) -> None:
+    """Refuse feature rows without a feature either model takes (say which transaction column it comes from)."""
+    needed = dict.fromkeys([*models.churn.feature_spec.columns, *models.purchase.feature_spec.columns])
+    missing = [c for c in needed if c not in features.columns]
+    if missing:
+        sources = sorted({col for f in FEATURES if f.name in missing for col in f.requires})
+        hint = f": they come from the transaction column(s) {sources}, which these lines lack" if sources else ""
+        raise PropensityError(f"The models need the features {missing}{hint}.")
+
+
 def score_features(
     features: pd.DataFrame, models: Models, reference: SegmentReference | None = None, reasons_share: float = 1.0,
     reasons_from_value_at_risk: float | None = None,
@@ -81,6 +92,7 @@ def score_features(
     or, when ``reasons_from_value_at_risk`` is given, for every row with at least that value at risk.
     """
     rules = load_segment_rules()
+    require_model_inputs(features, models)
     X_churn = model_input(features, models.churn.feature_spec)
     p_churn = models.churn.predict_proba(X_churn)
     p_purchase = models.purchase.predict_proba(model_input(features, models.purchase.feature_spec))

@@ -24,7 +24,9 @@ def service(trained_store):
     from serving.api import Service
 
     point_mlflow_at(trained_store)
-    return Service(trained_store)
+    svc = Service(trained_store)
+    yield svc
+    svc.close()
 
 
 @pytest.fixture
@@ -81,6 +83,62 @@ def test_feature_rows_score_like_transactions(client, trained_store):
     assert response.status_code == 200, response.text[:500]
     api = pd.DataFrame(response.json()["customers"]).set_index("customer_id").loc[batch.index]
     np.testing.assert_allclose(api["p_churn"].to_numpy(float), batch["p_churn"].to_numpy(float), rtol=1e-12)
+
+
+def test_requests_scored_together_get_the_answers_they_get_alone(service, trained_store):
+    """The scoring thread batches concurrent requests: the same customer in two requests stays two customers."""
+    from features.errors import PropensityError
+    from serving.api import ScoreRequest
+
+    batch, lines = _batch_and_lines(trained_store, n=12)
+    as_of = batch["as_of"].iloc[0].date()
+    first = batch.index[0]
+    mine = [line for line in lines if line["customer_id"] == first]
+    requests = [
+        ScoreRequest.model_validate({"as_of": str(as_of), "transactions": lines}),
+        ScoreRequest.model_validate({"as_of": str(as_of), "transactions": mine[: len(mine) // 2]}),  # same customer, fewer lines
+        ScoreRequest.model_validate({"as_of": str(as_of + pd.Timedelta(days=30)), "transactions": mine}),  # another cutoff
+        ScoreRequest.model_validate({"transactions": [{**mine[0], "quantity": 0}]}),  # quarantined: nothing to score
+        ScoreRequest.model_validate({"as_of": str(as_of), "transactions": [{k: v for k, v in line.items() if k != "product_id"} for line in mine]}),  # no product: a feature the models need is missing
+    ]
+    together = service.score_many(requests)
+    assert [type(r) for r in together].count(PropensityError) == 2
+    for request, joint in zip(requests, together, strict=True):
+        if isinstance(joint, PropensityError):
+            with pytest.raises(PropensityError, match=r"None of the 1 lines passed validation|distinct_products.*\['product_id'\]"):
+                service.score(request)
+            continue
+        alone = service.score(request).model_dump()
+        joint = joint.model_dump()
+        assert joint.pop("quarantined") == alone.pop("quarantined") and len(joint["customers"]) == len(alone["customers"])
+        for got, want in zip(joint.pop("customers"), alone.pop("customers"), strict=True):
+            numbers = [k for k, v in want.items() if isinstance(v, float)]
+            assert {k: v for k, v in got.items() if k not in numbers} == {k: v for k, v in want.items() if k not in numbers}
+            np.testing.assert_allclose([got[k] for k in numbers], [want[k] for k in numbers], rtol=1e-12)  # batch size may move the last bit
+        assert joint == alone
+    assert len(together[0].customers) == 12
+    full = next(c for c in together[0].customers if c.customer_id == first)
+    half, later = together[1].customers[0], together[2].customers[0]
+    assert half.customer_id == later.customer_id == first and half.expected_value != full.expected_value  # not merged
+    assert later.as_of > as_of and later.p_churn != full.p_churn
+
+
+def test_one_failing_request_does_not_fail_its_batch():
+    from serving.api import Batcher
+
+    def work(items):
+        if "boom" in items:
+            raise RuntimeError("boom")
+        return [item.upper() for item in items]
+
+    batcher = Batcher(work)
+    try:
+        futures = [batcher.submit(item) for item in ("a", "boom", "b")]
+        assert futures[0].result(timeout=10) == "A" and futures[2].result(timeout=10) == "B"
+        with pytest.raises(RuntimeError, match="boom"):
+            futures[1].result(timeout=10)
+    finally:
+        batcher.stop()
 
 
 def test_stored_customer_risk_list_model_and_health(client, trained_store):
