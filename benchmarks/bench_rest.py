@@ -2,6 +2,7 @@
 
     python benchmarks/bench_rest.py                       # one customer's lines, 50 requests/s for 30 s
     python benchmarks/bench_rest.py --payload features --rate 20 --seconds 30
+    python benchmarks/bench_rest.py --workers 2           # two uvicorn worker processes
 
 Sets up a data dir with the main job (demo log, quick training, a batch run) unless it exists,
 starts `propensity serve` as a real uvicorn process, warms it up (the first request for an as_of
@@ -65,7 +66,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--payload", choices=("transactions", "features"), default="transactions")
+    parser.add_argument("--payload", choices=("transactions", "features", "health"), default="transactions",
+                        help="health: GET /health, the load generator's and server's floor")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     if not (DATA / "mlflow.db").exists():
@@ -78,7 +81,8 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "propensity.cli", "serve", "--port", str(port), "--data-dir", str(DATA)],
+    server = subprocess.Popen([sys.executable, "-m", "propensity.cli", "serve", "--port", str(port), "--data-dir", str(DATA),
+                               "--workers", str(args.workers)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -100,7 +104,8 @@ def main() -> None:
             if delay > 0:
                 time.sleep(delay)
             sent = time.perf_counter()
-            r = clients[i % len(clients)].post("/score", content=payload, headers=headers)
+            client = clients[i % len(clients)]
+            r = client.get("/health") if args.payload == "health" else client.post("/score", content=payload, headers=headers)
             return time.perf_counter() - sent, r.status_code, sent - planned
 
         start = time.perf_counter() + 0.5
@@ -112,7 +117,7 @@ def main() -> None:
         lag = np.array([r[2] for r in results]) * 1000
         codes = {c: sum(1 for r in results if r[1] == c) for c in {r[1] for r in results}}
         print(json.dumps({
-            "payload": args.payload, "requests": n, "rate_target": args.rate, "rate_achieved": round(n / elapsed, 1), "lines_per_request": len(lines),
+            "payload": args.payload, "workers": args.workers, "requests": n, "rate_target": args.rate, "rate_achieved": round(n / elapsed, 1), "lines_per_request": len(lines),
             "status_codes": codes, "p50_ms": round(float(np.percentile(latency, 50)), 1), "p90_ms": round(float(np.percentile(latency, 90)), 1),
             "p99_ms": round(float(np.percentile(latency, 99)), 1), "max_ms": round(float(latency.max()), 1),
             "send_lag_p99_ms": round(float(np.percentile(lag, 99)), 1),

@@ -42,7 +42,12 @@ def model_input(frame, spec: FeatureSpec):
     import numpy as np
     import pandas as pd
 
-    data = {c: pd.Series(pd.to_numeric(frame[c]).to_numpy(dtype="float64", na_value=np.nan), index=frame.index) for c in spec.numeric}
+    numeric = list(spec.numeric)
+    try:
+        block = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError):  # text that holds numbers
+        block = np.column_stack([pd.to_numeric(frame[c]).to_numpy(dtype="float64", na_value=np.nan) for c in numeric]) if numeric else None
+    data = {c: pd.Series(block[:, i], index=frame.index) for i, c in enumerate(numeric)}
     for c in spec.categorical:
         values = frame[c].to_numpy(dtype=object)
         data[c] = pd.Series(np.where(pd.isna(values), None, values), index=frame.index, dtype=object)

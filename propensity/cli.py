@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import date
@@ -17,6 +18,7 @@ from features.contract import load_mapping
 from features.errors import PropensityError
 from features.segments import load_segment_rules
 from features.sources import Source
+from features.store import data_dir as resolve_data_dir
 from features.store import store_path, write_frame
 from features.validate import REASONS, ValidationReport
 
@@ -367,6 +369,7 @@ def run_report(as_of, out_dir, data_dir):
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the models; POST /reload reaches one).")] = 1,
     data_dir: DataDir = None,
 ):
     """The REST service: /health, /model, POST /score, /customers/{id}, /risk-list (OpenAPI at /docs). API key: env PROPENSITY_API_KEY."""
@@ -376,6 +379,11 @@ def serve(
         from serving.api import create_app
     except ImportError:
         raise PropensityError("The REST service needs its extra: pip install 'propensity[serve]'.") from None
+    if workers > 1:  # uvicorn starts the workers from an import string; they find the data dir in the environment
+        os.environ["PROPENSITY_DATA_DIR"] = str(resolve_data_dir(data_dir).resolve())
+        out.print(f"Serving on http://{host}:{port} (OpenAPI: /docs) with {workers} worker processes.")
+        uvicorn.run("serving.api:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="warning")
+        return
     app_ = create_app(data_dir)
     out.print(f"Serving on http://{host}:{port} (OpenAPI: /docs); champion versions {app_.state.service.models.info['churn']['version']} "
               f"(churn), {app_.state.service.models.info['purchase']['version']} (purchase); scores as of {app_.state.service.scores_as_of}.")

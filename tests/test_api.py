@@ -201,12 +201,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_real_uvicorn_process_serves_scores(trained_store):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_real_uvicorn_process_serves_scores(trained_store, workers):
+    from concurrent.futures import ThreadPoolExecutor
+
     port = _free_port()
     env = {**os.environ, "PROPENSITY_API_KEY": "k"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.Popen([sys.executable, "-m", "propensity.cli", "serve", "--port", str(port), "--data-dir", str(trained_store)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "propensity.cli", "serve", "--port", str(port), "--data-dir", str(trained_store),
+                             "--workers", str(workers)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -222,6 +225,15 @@ def test_a_real_uvicorn_process_serves_scores(trained_store):
         response = httpx.post(f"{url}/score", json={"transactions": lines}, headers={"X-API-Key": "k"}, timeout=30)
         assert response.status_code == 200 and len(response.json()["customers"]) == 11
         assert httpx.post(f"{url}/score", json={"transactions": lines}, timeout=30).status_code == 401
+        # concurrent requests (batched together by a worker's scoring thread) all get the lone request's answer
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: httpx.post(f"{url}/score", json={"transactions": lines}, headers={"X-API-Key": "k"}, timeout=60), range(16)))
+        want = pd.DataFrame(response.json()["customers"])
+        for answer in answers:
+            assert answer.status_code == 200
+            got = pd.DataFrame(answer.json()["customers"])
+            assert got[["customer_id", *SEGMENT_COLUMNS, "reasons"]].equals(want[["customer_id", *SEGMENT_COLUMNS, "reasons"]])
+            np.testing.assert_allclose(got[API_COLUMNS].to_numpy(float), want[API_COLUMNS].to_numpy(float), rtol=1e-12)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
