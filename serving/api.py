@@ -198,6 +198,7 @@ class Service:
         self.mapping = load_mapping("canonical")
         self.con = duckdb.connect(config={"threads": 1})  # a batch of requests' lines: threads only add scheduling
         self.compiled: OrderedDict = OrderedDict()
+        self.swap = threading.Lock()
         self.reload()
         self.batcher = Batcher(self.score_many)
 
@@ -213,10 +214,12 @@ class Service:
                 scores = scores_as_of(con)
             finally:
                 con.close()
-        self.scores = scores if scores is not None else pd.DataFrame()
-        self.by_id = self.scores.set_index("customer_id", drop=False) if len(self.scores) else self.scores
-        self.reference = segment_reference(self.scores, self.rules) if len(self.scores) else None
-        self.scores_as_of = pd.Timestamp(self.scores["as_of"].iloc[0]).date() if len(self.scores) else None
+        scores = scores if scores is not None else pd.DataFrame()
+        by_id = scores.set_index("customer_id", drop=False) if len(scores) else scores
+        reference = segment_reference(scores, self.rules) if len(scores) else None
+        scores_as_of = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else None
+        with self.swap:  # the scoring thread reads reference and its date together
+            self.scores, self.by_id, self.reference, self.scores_as_of = scores, by_id, reference, scores_as_of
 
     def _features_query(self) -> CompiledFeatures:
         """The feature SQL for the columns the lines have (compiled once per column set, any as_of)."""
@@ -317,10 +320,12 @@ class Service:
                     require_model_inputs(part, self.models)
                 except PropensityError as exc:
                     results[k] = exc
+        with self.swap:
+            reference, reference_as_of = self.reference, self.scores_as_of
         frames = [f for f in results.values() if isinstance(f, pd.DataFrame)]
         answers: list[ScoreResponse | PropensityError] = [results[k] if isinstance(results[k], PropensityError) else None for k in range(len(requests))]
         if frames:
-            scored = score_features(pd.concat(frames, ignore_index=True), self.models, self.reference).drop(columns=["rank"])
+            scored = score_features(pd.concat(frames, ignore_index=True), self.models, reference).drop(columns=["rank"])
             slot_and_id = scored["customer_id"].str.split(SEP, n=1)
             slots = slot_and_id.str[0].astype(int).to_numpy()
             scored["customer_id"] = slot_and_id.str[1]
@@ -328,7 +333,7 @@ class Service:
             for k in range(len(requests)):
                 if answers[k] is None:
                     mine = [records[i] for i in (slots == k).nonzero()[0]]
-                    answers[k] = ScoreResponse(customers=mine, quarantined=quarantined.get(k, {}), segments_reference=self.scores_as_of)
+                    answers[k] = ScoreResponse(customers=mine, quarantined=quarantined.get(k, {}), segments_reference=reference_as_of)
         return answers
 
     def close(self) -> None:
