@@ -196,7 +196,7 @@ def features(
 
 
 def print_leaderboard(result, metric: str) -> None:
-    table = Table(title=f"{result.task}: leaderboard (validation {metric} picks; test metrics on the untouched latest cutoff)")
+    table = Table(title=f"{result.task}: leaderboard (validation {metric} picks, * = champion; test metrics on the untouched latest cutoff)")
     for col in ("family", "kind", f"valid {metric}", "test ROC-AUC", "test PR-AUC", "log loss", "Brier", "ECE", "lift@10%", "fit s"):
         table.add_column(col, justify="left" if col in ("family", "kind") else "right")
     for row in result.leaderboard.itertuples():
@@ -207,6 +207,11 @@ def print_leaderboard(result, metric: str) -> None:
     c = result.champion_test
     out.print(f"Champion {result.champion} (calibrated) on test: ROC-AUC {c['roc_auc']:.4f}, PR-AUC {c['pr_auc']:.4f}, "
               f"log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f}.")
+    sel = result.selection
+    if sel and sel["champion"] != sel["best_on_valid"]:
+        out.print(f"Chosen by the one-SE rule: {sel['best_on_valid']} scored best on validation ({sel['valid_best']:.4f}); "
+                  f"{sel['champion']} trails it by {sel['deficit'][sel['champion']]:.4f}, within one SE of the paired difference "
+                  f"({sel['paired_se'][sel['champion']]:.4f}), and is simpler.")
     if result.margins:
         out.print("Margins over baselines (test): " + ", ".join(f"{k} {v:+.4f}" for k, v in result.margins.items()))
     if result.version:

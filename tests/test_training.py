@@ -105,12 +105,15 @@ def test_train_register_load_by_alias_predict(log, tracking):
     p = model.predict_proba(model_input(data.test, model.feature_spec))
     assert p.shape == (len(data.test),) and np.all((p >= 0) & (p <= 1))
 
-    # directional behaviour: bought yesterday vs silent for a year, otherwise identical
-    row = data.test.iloc[[0]].copy()
+    assert result.selection["champion"] == result.champion and result.champion in result.selection["within"]
+    # directional behaviour: a repeat buyer who bought yesterday vs one silent for most of a year, otherwise identical
+    # (the BTYD inputs move too: the BG/NBD baseline, a possible champion, reads only those)
+    row = data.test[(data.test["btyd_frequency"] >= 2) & (data.test["btyd_T"] >= 300)].iloc[[0]].copy()
     fresh, stale = row.copy(), row.copy()
-    fresh["recency_days"], stale["recency_days"] = 1.0, 365.0
+    fresh["recency_days"], stale["recency_days"] = 1.0, 290.0
     fresh["overdue_ratio"], stale["overdue_ratio"] = 0.1, 20.0
     fresh["invoices_30d"], stale["invoices_30d"] = 1, 0
+    fresh["btyd_recency"], stale["btyd_recency"] = row["btyd_T"] - 1, row["btyd_T"] - 290
     both = pd.concat([fresh, stale])
     p_fresh, p_stale = model.predict_proba(model_input(both, model.feature_spec))
     assert p_fresh < p_stale
@@ -160,3 +163,30 @@ def test_under_mlflow_run_task_runs_nest_under_the_project_run(tmp_path, monkeyp
             pass
     got = client.get_run(child.info.run_id)
     assert got.data.tags["mlflow.parentRunId"] == project.info.run_id and got.info.experiment_id == experiment
+
+
+def test_the_one_se_rule_takes_the_simplest_family_within_noise_of_the_best():
+    from training.train import choose_champion
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    signal = y + rng.normal(0, 1.0, len(y))
+
+    def result(name, p):
+        from training.metrics import score_metrics
+
+        return {"name": name, "p_valid": p, "valid": score_metrics(y, p)}
+
+    squash = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    svm = result("svm", squash(signal))
+    logistic = result("logistic", squash(signal + rng.normal(0, 0.05, len(y))))  # a hair worse
+    rule = result("recency_rule", squash(rng.normal(0, 1, len(y))))  # no signal at all
+    cfg = load_config(profile="quick")
+    assert svm["valid"]["pr_auc"] > logistic["valid"]["pr_auc"]
+    chosen, how = choose_champion([svm, logistic, rule], y, cfg)
+    assert chosen["name"] == "logistic" and how["best_on_valid"] == "svm" and how["within"] == ["logistic", "svm"]
+    assert 0 < how["deficit"]["logistic"] <= how["paired_se"]["logistic"] < how["deficit"]["recency_rule"]
+    best, _ = choose_champion([svm, logistic, rule], y, load_config(profile="quick", champion_rule="best"))
+    assert best["name"] == "svm"
+    far = result("logistic", squash(y + rng.normal(0, 3.0, len(y))))  # clearly worse: outside one SE
+    assert choose_champion([svm, far, rule], y, cfg)[0]["name"] == "svm"

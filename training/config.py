@@ -34,6 +34,8 @@ class TrainingConfig(_Strict):
     min_history_days: int = 30
     tuning: Tuning = Tuning()
     svm_max_rows: int = 50_000
+    champion_rule: str = "one_se"
+    bootstrap_resamples: int = 200
 
     @field_validator("models", "baselines")
     @classmethod
@@ -48,6 +50,13 @@ class TrainingConfig(_Strict):
     def _metric(cls, value):
         if value not in METRICS:
             raise ValueError(f"must be one of {METRICS}")
+        return value
+
+    @field_validator("champion_rule")
+    @classmethod
+    def _rule(cls, value):
+        if value not in ("best", "one_se"):
+            raise ValueError("must be best or one_se")
         return value
 
     @field_validator("calibration")

@@ -53,6 +53,34 @@ def score_metrics(y, p) -> dict[str, float]:
     return out
 
 
+def _metric_fn(metric: str):
+    if metric == "pr_auc":
+        return average_precision_score
+    if metric == "roc_auc":
+        return roc_auc_score
+    return lambda y, p: -log_loss(y, p, labels=[0, 1])
+
+
+def paired_bootstrap_se(y, scores: dict[str, np.ndarray], reference: str, metric: str, resamples: int = 200, seed: int = 0) -> dict[str, float]:
+    """Standard error of ``metric(reference) - metric(other)`` for every other score, over the same bootstrap resamples.
+
+    Paired: both models are scored on each resample, so what they share (an easy or a hard
+    resample) cancels out and only the difference between them is left.
+    """
+    y = np.asarray(y, int)
+    probs = {k: np.clip(np.asarray(v, float), 1e-7, 1 - 1e-7) for k, v in scores.items()}
+    fn, rng = _metric_fn(metric), np.random.default_rng(seed)
+    diffs: dict[str, list[float]] = {k: [] for k in probs if k != reference}
+    for _ in range(resamples):
+        idx = rng.integers(0, len(y), len(y))
+        if y[idx].min() == y[idx].max():
+            continue
+        ref = fn(y[idx], probs[reference][idx])
+        for k in diffs:
+            diffs[k].append(ref - fn(y[idx], probs[k][idx]))
+    return {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in diffs.items()}
+
+
 def segment_metrics(y, p, segments: pd.Series) -> pd.DataFrame:
     rows = []
     frame = pd.DataFrame({"y": np.asarray(y), "p": np.asarray(p), "segment": np.asarray(segments)})

@@ -29,7 +29,7 @@ from models.packaged import PropensityModel
 from models.registry import ALIAS, MODEL_NAMES
 from models.spec import FeatureSpec, model_input, spec_for_columns
 from training.config import TrainingConfig
-from training.metrics import score_metrics, segment_metrics
+from training.metrics import paired_bootstrap_se, score_metrics, segment_metrics
 from training.plots import plot_all, plot_importance
 from training.split import TimeSplit, plan_split
 from training.tune import tune_family
@@ -76,6 +76,7 @@ class TaskResult:
     version: int | None
     run_id: str
     margins: dict = field(default_factory=dict)
+    selection: dict = field(default_factory=dict)  # how the champion was chosen (choose_champion)
 
 
 def task_horizons(task: str, cfg: TrainingConfig) -> Horizons:
@@ -142,6 +143,28 @@ def _leaderboard(results: list[dict], metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS).sort_values("valid_metric", ascending=False, kind="stable").reset_index(drop=True)
 
 
+# Simplest first: fewer parameters and an easier story. Under the one-SE rule (after Breiman et al.,
+# 1984) a simpler family replaces the best one when its validation deficit is within one standard
+# error of the paired difference between the two, i.e. when the data cannot tell them apart.
+SIMPLEST_FIRST = ("recency_rule", "bgnbd", "logistic", "decision_tree", "random_forest", "lightgbm", "xgboost", "svm")
+
+
+def choose_champion(results: list[dict], y_valid, cfg: TrainingConfig) -> tuple[dict, dict]:
+    """The champion among the trained families, and how it was chosen (logged with the run)."""
+    best = max(results, key=lambda r: r["valid"][cfg.metric])  # first of equals, in training order
+    se = paired_bootstrap_se(y_valid, {r["name"]: r["p_valid"] for r in results}, best["name"], cfg.metric,
+                             cfg.bootstrap_resamples, cfg.seed) if cfg.champion_rule == "one_se" else {}
+    deficit = {r["name"]: best["valid"][cfg.metric] - r["valid"][cfg.metric] for r in results}
+    eligible = [r for r in results if r is best or deficit[r["name"]] <= se.get(r["name"], 0.0)]
+    rank = {name: i for i, name in enumerate(SIMPLEST_FIRST)}
+    chosen = min(eligible, key=lambda r: rank.get(r["name"], len(rank)))
+    return chosen, {
+        "rule": cfg.champion_rule, "best_on_valid": best["name"], "valid_best": best["valid"][cfg.metric],
+        "deficit": deficit, "paired_se": se,
+        "within": sorted((r["name"] for r in eligible), key=lambda n: rank.get(n, len(rank))), "champion": chosen["name"],
+    }
+
+
 def _log_leaderboard(board: pd.DataFrame, folder: Path) -> None:
     board.to_csv(folder / "leaderboard.csv", index=False)
     cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in board.itertuples(index=False)]
@@ -169,15 +192,17 @@ def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, 
                 mlflow.log_metrics({"fit_s": r["fit_s"], "predict_s": r["predict_s"]})
             results.append(r)
         board = _leaderboard(results, cfg.metric)
-        champion = next(r for r in results if r["name"] == board.loc[0, "family"])
-
         X_va, y_va = data.xy("valid")
+        champion, selection = choose_champion(results, y_va, cfg)
+        mlflow.log_dict(selection, "selection.json")
+        mlflow.log_metrics({f"selection_paired_se_{k}": v for k, v in selection["paired_se"].items()})
+
         X_te, y_te = data.xy("test")
         calibrated = CalibratedClassifierCV(FrozenEstimator(champion["model"]), method=cfg.calibration).fit(X_va, y_va)
         p_cal = calibrated.predict_proba(X_te)[:, 1]
         champion_test = score_metrics(y_te, p_cal)
         mlflow.log_metrics({f"champion_test_{k}": v for k, v in champion_test.items() if np.isfinite(v)})
-        mlflow.set_tags({"champion": champion["name"], "task": task})
+        mlflow.set_tags({"champion": champion["name"], "best_on_valid": selection["best_on_valid"], "task": task})
         margins = {
             f"{base}_{m}": champion_test[m] - next(r["test"][m] for r in results if r["name"] == base)
             for base in ("recency_rule", "bgnbd") if base in families for m in ("roc_auc", "pr_auc")
@@ -196,7 +221,7 @@ def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, 
         mlflow.log_artifacts(str(folder), "evaluation")
 
         version = _register(task, calibrated, champion["name"], data, cfg) if register else None
-        return TaskResult(task, board, champion["name"], champion_test, version, parent.info.run_id, margins)
+        return TaskResult(task, board, champion["name"], champion_test, version, parent.info.run_id, margins, selection)
 
 
 def _register(task: str, estimator, family: str, data: TaskData, cfg: TrainingConfig) -> int:
