@@ -27,10 +27,12 @@ def test_uci_risk_deciles_are_monotone_at_the_top_and_the_report_is_written(tmp_
     n = deciles["customers"].to_numpy()
     assert len(deciles) == 10 and n.sum() == len(result["labelled"].scores)
     assert churn[0] == churn.max() and churn[0] > 2 * churn[-1]  # the riskiest decile churns most
+    # Monotone at the top: realised churn falls from each of the top three deciles to the next. (With the
+    # one-SE champion rule, logistic regression, it falls across all ten; deciles 3 and 4 differ by one
+    # customer, so the test does not lean on that step. See BENCHMARKS.md.)
+    assert all(churn[i] > churn[i + 1] for i in range(2)) and churn[2] >= churn[3]
     se = np.sqrt(churn * (1 - churn) / n)
-    # Down the top four deciles no step goes up by more than two standard errors. Strict monotonicity
-    # does not hold on this log: deciles 2 and 3 differ by about half a standard error (BENCHMARKS.md).
-    assert all(churn[i + 1] - churn[i] < 2 * np.hypot(se[i], se[i + 1]) for i in range(3))
+    assert all(churn[i + 1] - churn[i] < 2 * np.hypot(se[i], se[i + 1]) for i in range(9))  # nowhere a real rise
     assert churn[:3].mean() > churn[3:6].mean() > churn[6:].mean()
     assert result["latest"].manifest["comparison"]["previous_as_of"] == "2011-09-01"
     assert result["report"].exists() and "Since the run of 2011-09-01" in result["report"].read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -34,7 +35,7 @@ class TrainingConfig(_Strict):
     min_history_days: int = 30
     tuning: Tuning = Tuning()
     svm_max_rows: int = 50_000
-    champion_rule: str = "one_se"
+    champion_rule: Literal["one_se", "best"] = "one_se"
     bootstrap_resamples: int = 200
 
     @field_validator("models", "baselines")
@@ -50,13 +51,6 @@ class TrainingConfig(_Strict):
     def _metric(cls, value):
         if value not in METRICS:
             raise ValueError(f"must be one of {METRICS}")
-        return value
-
-    @field_validator("champion_rule")
-    @classmethod
-    def _rule(cls, value):
-        if value not in ("best", "one_se"):
-            raise ValueError("must be best or one_se")
         return value
 
     @field_validator("calibration")
