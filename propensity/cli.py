@@ -213,7 +213,9 @@ def print_leaderboard(result, metric: str) -> None:
                   f"{sel['champion']} trails it by {sel['deficit'][sel['champion']]:.4f}, within one SE of the paired difference "
                   f"({sel['paired_se'][sel['champion']]:.4f}), and is simpler.")
     if result.margins:
-        out.print("Margins over baselines (test): " + ", ".join(f"{k} {v:+.4f}" for k, v in result.margins.items()))
+        se = result.margin_se
+        out.print("Margins over baselines (test, ± paired bootstrap SE): "
+                  + ", ".join(f"{k} {v:+.4f}" + (f" ± {se[k]:.4f}" if k in se else "") for k, v in result.margins.items()))
     if result.version:
         out.print(f"Registered as version {result.version} with alias @champion; run {result.run_id}.")
 

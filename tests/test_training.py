@@ -106,6 +106,7 @@ def test_train_register_load_by_alias_predict(log, tracking):
     assert p.shape == (len(data.test),) and np.all((p >= 0) & (p <= 1))
 
     assert result.selection["champion"] == result.champion and result.champion in result.selection["within"]
+    assert result.margin_se.keys() == result.margins.keys() and 0 < result.margin_se["recency_rule_pr_auc"] < 0.2
     # directional behaviour: a repeat buyer who bought yesterday vs one silent for most of a year, otherwise identical
     # (the BTYD inputs move too: the BG/NBD baseline, a possible champion, reads only those)
     row = data.test[(data.test["btyd_frequency"] >= 2) & (data.test["btyd_T"] >= 300)].iloc[[0]].copy()

@@ -77,6 +77,7 @@ class TaskResult:
     run_id: str
     margins: dict = field(default_factory=dict)
     selection: dict = field(default_factory=dict)  # how the champion was chosen (choose_champion)
+    margin_se: dict = field(default_factory=dict)  # paired bootstrap SE of each margin, on the test cutoff
 
 
 def task_horizons(task: str, cfg: TrainingConfig) -> Horizons:
@@ -203,11 +204,17 @@ def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, 
         champion_test = score_metrics(y_te, p_cal)
         mlflow.log_metrics({f"champion_test_{k}": v for k, v in champion_test.items() if np.isfinite(v)})
         mlflow.set_tags({"champion": champion["name"], "best_on_valid": selection["best_on_valid"], "task": task})
-        margins = {
-            f"{base}_{m}": champion_test[m] - next(r["test"][m] for r in results if r["name"] == base)
-            for base in ("recency_rule", "bgnbd") if base in families for m in ("roc_auc", "pr_auc")
-        }
+        margins, margin_se = {}, {}
+        for base in (b for b in ("recency_rule", "bgnbd") if b in families):
+            baseline = next(r for r in results if r["name"] == base)
+            p_base = baseline["p_test"]
+            for m in ("roc_auc", "pr_auc"):
+                margins[f"{base}_{m}"] = champion_test[m] - baseline["test"][m]
+                # paired bootstrap over the test customers: how far the margin is from noise
+                margin_se[f"{base}_{m}"] = paired_bootstrap_se(y_te, {"champion": p_cal, base: p_base}, "champion", m,
+                                                               cfg.bootstrap_resamples, cfg.seed)[base]
         mlflow.log_metrics({f"margin_vs_{k}": v for k, v in margins.items()})
+        mlflow.log_metrics({f"margin_se_vs_{k}": v for k, v in margin_se.items()})
 
         _log_leaderboard(board, folder)
         scores = {r["name"]: r["p_test"] for r in results}
@@ -221,7 +228,7 @@ def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, 
         mlflow.log_artifacts(str(folder), "evaluation")
 
         version = _register(task, calibrated, champion["name"], data, cfg) if register else None
-        return TaskResult(task, board, champion["name"], champion_test, version, parent.info.run_id, margins, selection)
+        return TaskResult(task, board, champion["name"], champion_test, version, parent.info.run_id, margins, selection, margin_se)
 
 
 def _register(task: str, estimator, family: str, data: TaskData, cfg: TrainingConfig) -> int:
