@@ -1,9 +1,10 @@
 """The REST service (``propensity serve``): the batch scoring path behind FastAPI.
 
 Models load once, at start-up. ``POST /score`` takes a customer's transaction lines (validated by
-the same rules as ingest, computed by the same feature expression, compiled once per as_of) or
+the same rules as ingest, computed by the same feature expression, compiled once for any as_of) or
 ready feature rows, and scores them with ``serving.predictor.score_features``, the function batch
-scoring uses, with segments placed against the latest batch population. ``GET /customers/{id}`` and
+scoring uses, with segments placed against the latest batch population. One scoring thread per
+process scores the requests that arrive together as one batch (``Batcher``). ``GET /customers/{id}`` and
 ``GET /risk-list`` read the latest batch scores. Set ``PROPENSITY_API_KEY`` to require an
 ``X-API-Key`` header on everything but ``/health`` and the OpenAPI pages.
 """
