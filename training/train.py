@@ -204,15 +204,13 @@ def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, 
         champion_test = score_metrics(y_te, p_cal)
         mlflow.log_metrics({f"champion_test_{k}": v for k, v in champion_test.items() if np.isfinite(v)})
         mlflow.set_tags({"champion": champion["name"], "best_on_valid": selection["best_on_valid"], "task": task})
-        margins, margin_se = {}, {}
-        for base in (b for b in ("recency_rule", "bgnbd") if b in families):
-            baseline = next(r for r in results if r["name"] == base)
-            p_base = baseline["p_test"]
-            for m in ("roc_auc", "pr_auc"):
-                margins[f"{base}_{m}"] = champion_test[m] - baseline["test"][m]
-                # paired bootstrap over the test customers: how far the margin is from noise
-                margin_se[f"{base}_{m}"] = paired_bootstrap_se(y_te, {"champion": p_cal, base: p_base}, "champion", m,
-                                                               cfg.bootstrap_resamples, cfg.seed)[base]
+        baselines = [r for base in ("recency_rule", "bgnbd") for r in results if r["name"] == base]
+        margins = {f"{r['name']}_{m}": champion_test[m] - r["test"][m] for r in baselines for m in ("roc_auc", "pr_auc")}
+        margin_se = {}
+        for m in ("roc_auc", "pr_auc"):  # paired bootstrap over the test customers, one pass for both baselines
+            se = paired_bootstrap_se(y_te, {"champion": p_cal, **{r["name"]: r["p_test"] for r in baselines}}, "champion", m,
+                                     cfg.bootstrap_resamples, cfg.seed)
+            margin_se.update({f"{name}_{m}": v for name, v in se.items()})
         mlflow.log_metrics({f"margin_vs_{k}": v for k, v in margins.items()})
         mlflow.log_metrics({f"margin_se_vs_{k}": v for k, v in margin_se.items()})
 
