@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from itertools import product
 from importlib import resources
 from pathlib import Path
 
@@ -150,62 +151,89 @@ def _scores(ref: SegmentReference, column: str, x: pd.Series, n: int, higher_is_
     return np.ceil(ref.percentile(column, x, higher_is_better) * n).clip(1, n).astype("int8")
 
 
-def rfm_segments(features: pd.DataFrame, rules: RFMRules, ref: SegmentReference) -> pd.DataFrame:
+def _coded(flags: list[np.ndarray], table: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the H/L code of the flags (True = H) and its label in ``table`` (missing for a code it lacks)."""
+    combos = ["".join(letters) for letters in product("HL", repeat=len(flags))]  # H before L, first flag slowest
+    index = np.zeros(len(flags[0]), dtype=np.int64)
+    for flag in flags:
+        index = index * 2 + ~flag
+    codes = np.array(combos, dtype=object)
+    labels = np.array([table.get(code) for code in combos], dtype=object)
+    return codes[index], labels[index]
+
+
+def _rfm(features: pd.DataFrame, rules: RFMRules, ref: SegmentReference) -> dict[str, np.ndarray]:
     r, f, m = (features[c] for c in (rules.recency, rules.frequency, rules.monetary))
-    high_r = r <= ref.thresholds["rfm_recency"]
-    high_f = f > ref.thresholds["rfm_frequency"]
-    high_m = m > ref.thresholds["rfm_monetary"]
-    code = np.where(high_r, "H", "L").astype(object) + np.where(high_f, "H", "L") + np.where(high_m, "H", "L")
-    return pd.DataFrame(
-        {
-            "rfm_code": code,
-            "rfm_segment": pd.Series(code, index=features.index).map(rules.segments),
-            "r_score": _scores(ref, rules.recency, r, rules.scores, higher_is_better=False),
-            "f_score": _scores(ref, rules.frequency, f, rules.scores, higher_is_better=True),
-            "m_score": _scores(ref, rules.monetary, m, rules.scores, higher_is_better=True),
-        },
-        index=features.index,
-    )
+    high_r = r.to_numpy(dtype=float) <= ref.thresholds["rfm_recency"]
+    high_f = f.to_numpy(dtype=float) > ref.thresholds["rfm_frequency"]
+    high_m = m.to_numpy(dtype=float) > ref.thresholds["rfm_monetary"]
+    code, segment = _coded([high_r, high_f, high_m], rules.segments)
+    return {
+        "rfm_code": code,
+        "rfm_segment": segment,
+        "r_score": _scores(ref, rules.recency, r, rules.scores, higher_is_better=False),
+        "f_score": _scores(ref, rules.frequency, f, rules.scores, higher_is_better=True),
+        "m_score": _scores(ref, rules.monetary, m, rules.scores, higher_is_better=True),
+    }
+
+
+def _lifecycle(features: pd.DataFrame, rules: LifecycleRules) -> np.ndarray:
+    recency, tenure, overdue, days = (features[c].to_numpy(dtype=float) for c in ("recency_days", "tenure_days", "overdue_ratio", "frequency_days"))
+    single = days <= 1
+    with np.errstate(invalid="ignore"):  # a missing overdue ratio (one purchase day) compares False, as in pandas
+        conditions = [
+            tenure <= rules.new_max_tenure_days,
+            recency >= rules.lapsed_min_recency_days,
+            (overdue >= rules.at_risk_min_overdue_ratio) | (single & (recency >= rules.at_risk_single_purchase_recency_days)),
+        ]
+    return np.select(conditions, ["new", "lapsed", "at risk"], "active").astype(object)
+
+
+def _value_matrix(features: pd.DataFrame, rules: ValueMatrixRules, ref: SegmentReference) -> np.ndarray:
+    f, v = (features[c].to_numpy(dtype=float) for c in (rules.frequency, rules.order_value))
+    return _coded([f > ref.thresholds["vm_frequency"], v > ref.thresholds["vm_order_value"]], rules.cells)[1]
+
+
+def _abc(features: pd.DataFrame, rules: ABCRules, ref: SegmentReference) -> np.ndarray:
+    share_above = ref.share_above(rules.value, features[rules.value])
+    return np.select([share_above <= rules.a_share, share_above <= rules.a_share + rules.b_share], ["A", "B"], "C").astype(object)
+
+
+def rfm_segments(features: pd.DataFrame, rules: RFMRules, ref: SegmentReference) -> pd.DataFrame:
+    return pd.DataFrame(_rfm(features, rules, ref), index=features.index)
 
 
 def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules) -> pd.Series:
-    recency, tenure = features["recency_days"], features["tenure_days"]
-    overdue = features["overdue_ratio"]
-    single = features["frequency_days"] <= 1
-    conditions = [
-        tenure <= rules.new_max_tenure_days,
-        recency >= rules.lapsed_min_recency_days,
-        (overdue >= rules.at_risk_min_overdue_ratio) | (single & (recency >= rules.at_risk_single_purchase_recency_days)),
-    ]
-    return pd.Series(np.select(conditions, ["new", "lapsed", "at risk"], "active"), index=features.index, name="lifecycle")
+    return pd.Series(_lifecycle(features, rules), index=features.index, name="lifecycle")
 
 
 def value_matrix(features: pd.DataFrame, rules: ValueMatrixRules, ref: SegmentReference) -> pd.Series:
-    f, v = features[rules.frequency], features[rules.order_value]
-    code = np.where(f > ref.thresholds["vm_frequency"], "H", "L").astype(object) + np.where(v > ref.thresholds["vm_order_value"], "H", "L")
-    return pd.Series(code, index=features.index).map(rules.cells).rename("value_matrix")
+    return pd.Series(_value_matrix(features, rules, ref), index=features.index, name="value_matrix")
 
 
 def abc_tier(features: pd.DataFrame, rules: ABCRules, ref: SegmentReference) -> pd.Series:
     """A for the top ``a_share`` of customers by value, B for the next ``b_share``, C for the rest (ties share a tier)."""
-    share_above = ref.share_above(rules.value, features[rules.value])
-    tier = np.select([share_above <= rules.a_share, share_above <= rules.a_share + rules.b_share], ["A", "B"], "C")
-    return pd.Series(tier, index=features.index, name="abc_tier")
+    return pd.Series(_abc(features, rules, ref), index=features.index, name="abc_tier")
 
 
 def _assign(features: pd.DataFrame, rules: SegmentRules, ref: SegmentReference) -> pd.DataFrame:
-    out = rfm_segments(features, rules.rfm, ref)
-    out["lifecycle"] = lifecycle_stage(features, rules.lifecycle)
-    out["value_matrix"] = value_matrix(features, rules.value_matrix, ref)
-    out["abc_tier"] = abc_tier(features, rules.abc, ref)
-    return out
+    """All rule segments in one frame (built once from arrays: the REST service pays this per request)."""
+    columns = {
+        **_rfm(features, rules.rfm, ref),
+        "lifecycle": _lifecycle(features, rules.lifecycle),
+        "value_matrix": _value_matrix(features, rules.value_matrix, ref),
+        "abc_tier": _abc(features, rules.abc, ref),
+    }
+    return pd.DataFrame(columns, index=features.index)
 
 
-def assign_segments(features: pd.DataFrame, rules: SegmentRules | None = None, reference: SegmentReference | None = None) -> pd.DataFrame:
+def assign_segments(
+    features: pd.DataFrame, rules: SegmentRules | None = None, reference: SegmentReference | None = None, keys: bool = True,
+) -> pd.DataFrame:
     """Rule-based segments for a feature table (clusters are separate: they need a fitted model).
 
     Without ``reference`` each cutoff (``as_of``) is its own population; with one, every row is
-    placed against that population.
+    placed against that population. ``keys=False`` leaves out ``customer_id`` and ``as_of``.
     """
     rules = rules or load_segment_rules()
     if reference is not None:
@@ -215,4 +243,4 @@ def assign_segments(features: pd.DataFrame, rules: SegmentRules | None = None, r
     else:
         parts = [_assign(group, rules, segment_reference(group, rules)) for _, group in features.groupby("as_of", sort=False)]
         out = pd.concat(parts).loc[features.index]
-    return pd.concat([features[["customer_id", "as_of"]], out], axis=1)
+    return pd.concat([features[["customer_id", "as_of"]], out], axis=1) if keys else out

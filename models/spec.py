@@ -47,10 +47,10 @@ def model_input(frame, spec: FeatureSpec):
         block = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
     except (TypeError, ValueError):  # text that holds numbers
         block = np.column_stack([pd.to_numeric(frame[c]).to_numpy(dtype="float64", na_value=np.nan) for c in numeric]) if numeric else None
-    data = {c: pd.Series(block[:, i], index=frame.index) for i, c in enumerate(numeric)}
+    out = pd.DataFrame(block, index=frame.index, columns=numeric)  # one float block: later row stacking and selection stay cheap
     for c in spec.categorical:
         values = frame[c].to_numpy(dtype=object)
-        data[c] = pd.Series(np.where(pd.isna(values), None, values), index=frame.index, dtype=object)
+        out[c] = pd.Series(np.where(pd.isna(values), None, values), index=frame.index, dtype=object)
     if "customer_id" in frame.columns:
-        data["customer_id"] = frame["customer_id"]
-    return pd.DataFrame(data, index=frame.index)
+        out["customer_id"] = frame["customer_id"]
+    return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import math
 import os
 import queue
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import duckdb
+import numpy as np
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,6 +51,7 @@ MAX_FEATURE_ROWS = 1_000
 MAX_LIST = 10_000
 COMPILED_CACHE = 8
 MAX_BATCH_REQUESTS = 64
+ACCEPTED = "accepted"  # the validated lines of a batch, before their ids are tagged with the request
 TAG = "request_slot"  # the source column that tags each line with its request in a batch
 SEP = "\x1f"  # request slot + SEP + customer id: customers of different requests never mix
 
@@ -108,6 +111,11 @@ class ScoreResponse(BaseModel):
     customers: list[ScoredCustomer]
     quarantined: dict[str, int] = Field(default_factory=dict, description="Lines rejected by validation, by reason.")
     segments_reference: date | None = Field(None, description="The batch run whose population the segments are placed against.")
+
+
+def _slots(ids: pd.Series) -> np.ndarray:
+    """The request slot each tagged customer id (slot + SEP + id) belongs to."""
+    return np.array([int(i.split(SEP, 1)[0]) for i in ids], dtype=np.int64)
 
 
 def _plain(value):
@@ -198,7 +206,11 @@ class Service:
         self.rules = load_segment_rules()
         self.mapping = load_mapping("canonical")
         self.con = duckdb.connect(config={"threads": 1})  # a batch of requests' lines: threads only add scheduling
+        # A batch holds at most MAX_BATCH_REQUESTS x MAX_LINES lines, where DuckDB's optimizer gains nothing: on a
+        # typical request it costs more than the query, and a prepared statement is re-optimised on every run.
+        self.con.execute("PRAGMA disable_optimizer")
         self.compiled: OrderedDict = OrderedDict()
+        self.names = itertools.count()
         self.swap = threading.Lock()
         self.reload()
         self.batcher = Batcher(self.score_many)
@@ -223,74 +235,93 @@ class Service:
             self.scores, self.by_id, self.reference, self.scores_as_of = scores, by_id, reference, scores_as_of
 
     def _features_query(self) -> CompiledFeatures:
-        """The feature SQL for the columns the lines have (compiled once per column set, any as_of)."""
-        key = tuple(row[0] for row in self.con.execute("DESCRIBE transactions").fetchall())
+        """The prepared feature query for the columns the accepted lines have (one per column set, any as_of)."""
+        key = tuple(row[:2] for row in self.con.execute(f"DESCRIBE {ACCEPTED}").fetchall())
         if key not in self.compiled:
-            self.compiled[key] = CompiledFeatures(self.con, "transactions")
+            self.compiled[key] = CompiledFeatures(self.con, f"(SELECT * EXCLUDE ({TAG}) FROM {ACCEPTED})", f"lines{next(self.names)}")
             while len(self.compiled) > COMPILED_CACHE:
-                self.compiled.popitem(last=False)
+                self.compiled.popitem(last=False)[1].close(self.con)
         self.compiled.move_to_end(key)
         return self.compiled[key]
 
-    def features_from_lines(self, jobs: dict[int, ScoreRequest]) -> tuple[dict[int, pd.DataFrame | PropensityError], dict[int, dict]]:
-        """Features of several requests' lines in one validation and one query (same line columns).
+    def features_from_lines(self, jobs: dict[int, ScoreRequest]) -> tuple[pd.DataFrame | None, dict[int, PropensityError], dict[int, dict]]:
+        """Features of several requests' lines (with the same columns) in one validation and one query.
 
         Each line carries its request's slot through validation; customer ids become slot + SEP + id,
-        so that the same customer in two requests stays two customers. Returns, per slot, its feature
-        rows (or the error that request gets) and its quarantine counts.
+        so that the same customer in two requests stays two customers. Returns the feature rows of
+        every request (each at its own cutoff), the errors of requests with nothing to score, and
+        each request's quarantine counts.
         """
         rows = [{**t.model_dump(exclude_unset=True), TAG: k} for k, job in jobs.items() for t in job.transactions]
         frame = pd.DataFrame(rows)
         stamps = pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None)  # naive UTC, as the store keeps them
         frame["ts"] = stamps.astype("datetime64[us]")
-        ingest(self.con, Source(frame=frame), self.mapping, keep=(TAG,))
+        ingest(self.con, Source(frame=frame), self.mapping, keep=(TAG,), table=ACCEPTED)
         quarantined: dict[int, dict] = {k: {} for k in jobs}
         for slot, reason, n in self.con.execute(f"SELECT {TAG}, reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 3 DESC, 2").fetchall():
             quarantined[int(slot)][reason] = n
-        accepted = {int(k): last.date() for k, last in self.con.execute(f"SELECT {TAG}, max(ts) FROM transactions GROUP BY 1").fetchall()}
-        out: dict[int, pd.DataFrame | PropensityError] = {}
-        for k, job in jobs.items():
-            if k not in accepted:
-                out[k] = PropensityError(f"None of the {len(job.transactions)} lines passed validation: {quarantined[k]}.")
+        accepted = {int(k): last.date() for k, last in self.con.execute(f"SELECT {TAG}, max(ts) FROM {ACCEPTED} GROUP BY 1").fetchall()}
+        errors = {k: PropensityError(f"None of the {len(job.transactions)} lines passed validation: {quarantined[k]}.")
+                  for k, job in jobs.items() if k not in accepted}
+        if not accepted:
+            return None, errors, quarantined
         cutoffs = {k: as_cutoff(jobs[k].as_of) if jobs[k].as_of else last + timedelta(days=1) for k, last in accepted.items()}
-        if cutoffs:
-            self.con.execute(
-                f"CREATE OR REPLACE TABLE transactions AS SELECT * EXCLUDE ({TAG}) "
-                f"REPLACE (CAST({TAG} AS VARCHAR) || chr(31) || customer_id AS customer_id) FROM transactions"
-            )
-            query = self._features_query()
-            query.set_cutoffs(self.con, list(cutoffs.values()))
-            features = query.run(self.con)
-            slots = features["customer_id"].str.split(SEP, n=1).str[0].astype(int)
-            for k, cutoff in cutoffs.items():
-                mine = features[(slots == k).to_numpy() & (features["as_of"] == pd.Timestamp(cutoff)).to_numpy()]
-                out[k] = mine if len(mine) else PropensityError(
-                    f"None of these customers bought in the 365 days before {cutoff}: nothing to score.")
-        return out, quarantined
+        query = self._features_query()
+        query.load(self.con, f"SELECT * EXCLUDE ({TAG}) REPLACE (CAST({TAG} AS VARCHAR) || chr(31) || customer_id AS customer_id) FROM {ACCEPTED}")
+        query.set_cutoffs(self.con, list(cutoffs.values()))
+        features = query.run(self.con)
+        slots = _slots(features["customer_id"])
+        wanted = np.array([pd.Timestamp(cutoffs.get(k, date.min)) for k in range(slots.max(initial=0) + 1)], dtype="datetime64[ns]")
+        features = features[(features["as_of"].to_numpy() == wanted[slots])].reset_index(drop=True)  # each request at its own cutoff
+        found = set(np.unique(_slots(features["customer_id"])).tolist())
+        for k, cutoff in cutoffs.items():
+            if k not in found:
+                errors[k] = PropensityError(f"None of these customers bought in the 365 days before {cutoff}: nothing to score.")
+        try:
+            require_model_inputs(features, self.models)  # the same columns for every request of this group
+        except PropensityError as exc:
+            return None, {**errors, **dict.fromkeys(found, exc)}, quarantined
+        return features, errors, quarantined
 
-    def features_from_rows(self, rows: list[dict], as_of: date | None) -> pd.DataFrame:
-        frame = pd.DataFrame(rows)
+    def _wanted_columns(self) -> set[str]:
         wanted = {"customer_id", "net_spend_total", "tenure_days", *LIFECYCLE_INPUTS, *reference_columns(self.rules),
                   *self.models.churn.feature_spec.columns, *self.models.purchase.feature_spec.columns}
         if self.models.churn.clusters:
             wanted |= set(self.models.churn.clusters["columns"])
-        missing = sorted(wanted - set(frame.columns))
-        if missing:
-            raise PropensityError(f"The feature rows lack {missing}.")
+        return wanted
+
+    def features_from_rows(self, jobs: dict[int, ScoreRequest]) -> tuple[pd.DataFrame | None, dict[int, PropensityError]]:
+        """Several requests' feature rows as one frame (ids tagged with the request), and the errors of those refused."""
+        wanted, errors, good = self._wanted_columns(), {}, {}
+        for k, job in jobs.items():
+            missing = sorted(wanted - set().union(*job.features))
+            if missing:
+                errors[k] = PropensityError(f"The feature rows lack {missing}.")
+            else:
+                good[k] = job
+        if not good:
+            return None, errors
+        records = [row for job in good.values() for row in job.features]
+        slots = np.repeat(list(good), [len(job.features) for job in good.values()])
         categorical = {*self.models.churn.feature_spec.categorical, *self.models.purchase.feature_spec.categorical, "customer_id"}
-        numeric = sorted(wanted - categorical)
-        try:
-            frame[numeric] = frame[numeric].astype(float)
-        except (TypeError, ValueError):
-            for column in numeric:  # name the first column at fault
+        data = {}
+        for column in dict.fromkeys(c for row in records for c in row):  # typed column by column: one frame, no per-column astype
+            values = [row.get(column) for row in records]
+            if column in wanted and column not in categorical:
                 try:
-                    pd.to_numeric(frame[column])
+                    data[column] = np.array(values, dtype=float)
                 except (TypeError, ValueError):
-                    raise PropensityError(f"The feature {column!r} must be a number in every row.") from None
-            raise
-        frame["customer_id"] = frame["customer_id"].astype(str)
-        frame["as_of"] = pd.Timestamp(as_cutoff(as_of) if as_of else date.today())
-        return frame
+                    if len(good) > 1:  # find the request at fault
+                        parts = [self.features_from_rows({k: job}) for k, job in good.items()]
+                        frames = [f for f, _ in parts if f is not None]
+                        return (pd.concat(frames, ignore_index=True) if frames else None), {**errors, **{k: e for _, err in parts for k, e in err.items()}}
+                    return None, {**errors, **dict.fromkeys(good, PropensityError(f"The feature {column!r} must be a number in every row."))}
+            else:
+                data[column] = pd.Series(values, dtype=object)
+        data["customer_id"] = pd.Series([f"{k}{SEP}{i}" for k, i in zip(slots.tolist(), data["customer_id"])], dtype=object)
+        as_of = {k: np.datetime64(as_cutoff(job.as_of) if job.as_of else date.today(), "s") for k, job in good.items()}
+        data["as_of"] = np.array([as_of[k] for k in slots.tolist()], dtype="datetime64[s]")
+        return pd.DataFrame(data), errors
 
     def score_many(self, requests: list[ScoreRequest]) -> list[ScoreResponse | PropensityError]:
         """Score several requests together: one validation and feature query per line-column set, one scoring call.
@@ -298,43 +329,36 @@ class Service:
         Every row is scored on its own (segments against the batch population's reference, reasons
         from the model alone), so a request gets the same answer alone or in a batch.
         """
-        results: dict[int, pd.DataFrame | PropensityError] = {}
+        frames: list[pd.DataFrame] = []
+        errors: dict[int, PropensityError] = {}
         quarantined: dict[int, dict] = {}
         by_columns: dict[frozenset, dict[int, ScoreRequest]] = {}
         for k, request in enumerate(requests):
-            if request.transactions:
+            if request.transactions:  # a missing column must not become nulls in a concatenation: one group per column set
                 columns = frozenset(c for t in request.transactions for c in t.model_fields_set)
                 by_columns.setdefault(columns, {})[k] = request
-            else:
-                try:
-                    rows = self.features_from_rows(request.features, request.as_of)
-                    results[k] = rows.assign(customer_id=f"{k}{SEP}" + rows["customer_id"])
-                except PropensityError as exc:
-                    results[k] = exc
-        for jobs in by_columns.values():
-            features, counts = self.features_from_lines(jobs)
-            results.update(features)
-            quarantined.update(counts)
-        for k, part in results.items():  # checked per request: in a concatenation a missing column would become nulls
-            if isinstance(part, pd.DataFrame):
-                try:
-                    require_model_inputs(part, self.models)
-                except PropensityError as exc:
-                    results[k] = exc
+        groups = [self.features_from_rows({k: r for k, r in enumerate(requests) if r.features})] if any(r.features for r in requests) else []
+        groups += [self.features_from_lines(jobs) for jobs in by_columns.values()]
+        for frame, failed, *counts in groups:
+            if frame is not None:
+                frames.append(frame)
+            errors.update(failed)
+            for count in counts:
+                quarantined.update(count)
         with self.swap:
             reference, reference_as_of = self.reference, self.scores_as_of
-        frames = [f for f in results.values() if isinstance(f, pd.DataFrame)]
-        answers: list[ScoreResponse | PropensityError] = [results[k] if isinstance(results[k], PropensityError) else None for k in range(len(requests))]
+        answers: list[ScoreResponse | PropensityError | None] = [errors.get(k) for k in range(len(requests))]
         if frames:
             scored = score_features(pd.concat(frames, ignore_index=True), self.models, reference).drop(columns=["rank"])
-            slot_and_id = scored["customer_id"].str.split(SEP, n=1)
-            slots = slot_and_id.str[0].astype(int).to_numpy()
-            scored["customer_id"] = slot_and_id.str[1]
+            slots = _slots(scored["customer_id"])
+            scored["customer_id"] = scored["customer_id"].str.split(SEP, n=1).str[1]
             records = _records(scored)
+            mine: dict[int, list] = {}
+            for i, k in enumerate(slots.tolist()):
+                mine.setdefault(k, []).append(records[i])
             for k in range(len(requests)):
                 if answers[k] is None:
-                    mine = [records[i] for i in (slots == k).nonzero()[0]]
-                    answers[k] = ScoreResponse(customers=mine, quarantined=quarantined.get(k, {}), segments_reference=reference_as_of)
+                    answers[k] = ScoreResponse(customers=mine.get(k, []), quarantined=quarantined.get(k, {}), segments_reference=reference_as_of)
         return answers
 
     def close(self) -> None:

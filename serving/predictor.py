@@ -23,7 +23,7 @@ from features.clusters import ClusterModel
 from features.segments import SegmentReference, SegmentRules, assign_segments, load_segment_rules
 from models.explain import btyd_values, contributions
 from models.spec import model_input
-from serving.reasons import top_reasons
+from serving.reasons import REASON_COLUMNS, top_reasons
 
 LIFECYCLE_INPUTS = ("recency_days", "tenure_days", "overdue_ratio", "frequency_days")
 SORT_KEYS = {"risk": "p_churn", "value-at-risk": "value_at_risk"}
@@ -58,10 +58,10 @@ def default_as_of(log: Log) -> date:
     return last_ts.date() + timedelta(days=1)
 
 
-def expected_value(features: pd.DataFrame, horizon_days: int) -> pd.Series:
+def expected_value(features: pd.DataFrame, horizon_days: int) -> np.ndarray:
     """Historic net spend rate over the customer's tenure (at least 30 days), projected over the horizon."""
-    rate = features["net_spend_total"].clip(lower=0) / features["tenure_days"].clip(lower=30)
-    return rate * horizon_days
+    spend, tenure = (features[c].to_numpy(dtype=float) for c in ("net_spend_total", "tenure_days"))
+    return np.maximum(spend, 0) / np.maximum(tenure, 30) * horizon_days
 
 
 def reference_columns(rules: SegmentRules) -> list[str]:
@@ -81,6 +81,24 @@ def require_model_inputs(features: pd.DataFrame, models: Models) -> None:
         raise PropensityError(f"The models need the features {missing}{hint}.")
 
 
+def _actions(segments: np.ndarray) -> np.ndarray:
+    """The configured action per RFM segment (the default for a segment the table lacks)."""
+    actions = load_actions()
+    codes, uniques = pd.factorize(segments)
+    labels = np.array([*(actions["actions"].get(u, actions["default"]) for u in uniques), actions["default"]], dtype=object)
+    return labels[codes]  # code -1 (a missing segment) takes the last label, the default
+
+
+def _cluster_model(model) -> ClusterModel | None:
+    """The model's clusters, rebuilt from their saved form once per loaded model."""
+    if not model.clusters:
+        return None
+    cached = model.__dict__.get("_cluster_model")
+    if cached is None or cached[0] is not model.clusters:
+        cached = model.__dict__["_cluster_model"] = (model.clusters, ClusterModel.from_dict(model.clusters))
+    return cached[1]
+
+
 def score_features(
     features: pd.DataFrame, models: Models, reference: SegmentReference | None = None, reasons_share: float = 1.0,
     reasons_from_value_at_risk: float | None = None,
@@ -90,29 +108,45 @@ def score_features(
     Ranked by value at risk (highest first). Segments are placed against ``reference`` (default: the
     rows' own population per as_of); reasons are written for the top ``reasons_share`` of the ranking,
     or, when ``reasons_from_value_at_risk`` is given, for every row with at least that value at risk.
+    Columns are computed as arrays and the result is built once: the REST service scores one
+    customer at a time, and each pandas operation costs it a fixed ~0.1 ms whatever the row count.
     """
     rules = load_segment_rules()
     require_model_inputs(features, models)
-    X_churn = model_input(features, models.churn.feature_spec)
+    inputs: dict = {}  # one model input per distinct feature spec (the two models usually share one)
+    for model in (models.churn, models.purchase):
+        inputs.setdefault(model.feature_spec, model_input(features, model.feature_spec))
+    X_churn = inputs[models.churn.feature_spec]
     p_churn = models.churn.predict_proba(X_churn)
-    p_purchase = models.purchase.predict_proba(model_input(features, models.purchase.feature_spec))
+    p_purchase = models.purchase.predict_proba(inputs[models.purchase.feature_spec])
     value = expected_value(features, models.churn.horizon_days)
-    keep = ["customer_id", "as_of", *[c for c in reference_columns(rules) if c in features.columns]]
-    scored = features[keep].assign(p_churn=p_churn, p_purchase=p_purchase, expected_value=value, value_at_risk=p_churn * value)
-    scored = pd.concat([scored, assign_segments(features, rules, reference).drop(columns=["customer_id", "as_of"])], axis=1)
-    clusters = models.churn.clusters
-    scored["cluster"] = ClusterModel.from_dict(clusters).assign(features) if clusters else -1
-    actions = load_actions()
-    scored["action"] = scored["rfm_segment"].map(actions["actions"]).fillna(actions["default"])
-    order = scored.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable").index
-    scored, X_churn, features = (f.loc[order].reset_index(drop=True) for f in (scored, X_churn, features))
-    scored.insert(2, "rank", np.arange(1, len(scored) + 1))
-    explained = int(np.ceil(len(scored) * reasons_share))
+    at_risk = p_churn * value
+    ids = features["customer_id"].array
+    order = np.lexsort((np.asarray(ids, dtype=object), -at_risk))  # value at risk descending (missing last), then id
+    segments = assign_segments(features, rules, reference, keys=False)
+    clusters = _cluster_model(models.churn)
+    columns = {
+        "customer_id": ids.take(order),
+        "as_of": features["as_of"].to_numpy()[order],
+        "rank": np.arange(1, len(features) + 1),
+        **{c: features[c].to_numpy()[order] for c in reference_columns(rules) if c in features.columns},
+        "p_churn": p_churn[order], "p_purchase": p_purchase[order], "expected_value": value[order], "value_at_risk": at_risk[order],
+        **{c: segments[c].to_numpy()[order] for c in segments.columns},
+        "cluster": clusters.assign(features)[order] if clusters else np.full(len(features), -1),
+        "action": _actions(segments["rfm_segment"].to_numpy()[order]),
+    }
+    explained = int(np.ceil(len(features) * reasons_share))
     if reasons_from_value_at_risk is not None:
-        explained = int((scored["value_at_risk"] >= reasons_from_value_at_risk).sum())
-    values = pd.concat([features.iloc[:explained], btyd_values(models.churn, X_churn.iloc[:explained])], axis=1)
-    reasons = top_reasons(contributions(models.churn, X_churn.iloc[:explained]), values)
-    return pd.concat([scored, reasons.reindex(scored.index).astype("string")], axis=1)
+        explained = int((at_risk >= reasons_from_value_at_risk).sum())
+    top = order[:explained]
+    X_top = X_churn.take(top)
+    values = pd.concat([features.take(top), btyd_values(models.churn, X_top)], axis=1)
+    reasons = top_reasons(contributions(models.churn, X_top), values)
+    for name in REASON_COLUMNS:
+        column = np.full(len(features), None, dtype=object)
+        column[:explained] = reasons[name].to_numpy()
+        columns[name] = pd.array(column, dtype="string")
+    return pd.DataFrame(columns)
 
 
 def score_customers(log: Log, as_of: date | str, models: Models, lookback_days: int = 365, reasons_share: float = 1.0) -> pd.DataFrame:

@@ -44,16 +44,20 @@ def top_reasons(contrib: pd.DataFrame, values: pd.DataFrame, k: int = 3) -> pd.D
     For a score above the model's average the drivers are the inputs that push it up; below, the
     ones that hold it down, so each list explains why the customer sits where they sit.
     """
-    out = pd.DataFrame(index=contrib.index, columns=list(REASON_COLUMNS[:k]), dtype=object)
     if contrib.empty:
-        return out
+        return pd.DataFrame(index=contrib.index, columns=list(REASON_COLUMNS[:k]), dtype=object)
     phi = contrib.to_numpy(dtype=float)
     phi = phi * np.where(phi.sum(axis=1, keepdims=True) < 0, -1.0, 1.0)
     order = np.argsort(-phi, axis=1, kind="stable")[:, :k]
     names = np.asarray(contrib.columns)
-    records = values.to_dict("records")
-    for i, (row, chosen) in enumerate(zip(records, order)):
+    drivers = {names[col] for col in np.unique(order[np.take_along_axis(phi, order, axis=1) > 0])}
+    texts = load_reason_texts()
+    fields = {f for name in drivers for key in ("text", "missing") if (texts.get(name) or {}).get(key) for f in _fields(texts[name][key])}
+    columns = {f: values[f].to_numpy(dtype=object) for f in fields if f in values.columns}  # only what the texts read
+    phrases = np.full(order.shape, np.nan, dtype=object)  # no phrase: missing, as pandas marks it
+    for i, chosen in enumerate(order):
+        row = {f: column[i] for f, column in columns.items()}
         for j, col in enumerate(chosen):
             if phi[i, col] > 0:
-                out.iat[i, j] = reason_text(names[col], row)
-    return out
+                phrases[i, j] = reason_text(names[col], row)
+    return pd.DataFrame({name: pd.Series(phrases[:, j], index=contrib.index, dtype=object) for j, name in enumerate(REASON_COLUMNS[:k])})

@@ -237,3 +237,35 @@ def test_a_real_uvicorn_process_serves_scores(trained_store, workers):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_feature_row_requests_batched_with_bad_ones(service, trained_store):
+    """Feature rows of several requests are validated as one frame; a bad request fails alone."""
+    from features.build import build_features
+    from features.errors import PropensityError
+    from features.pipeline import open_store_log
+    from serving.api import ScoreRequest
+
+    batch, _ = _batch_and_lines(trained_store, n=12)
+    batch = batch.iloc[:6]
+    as_of = batch["as_of"].iloc[0].date()
+    log = open_store_log(store_path(trained_store))
+    try:
+        features = build_features(log.table, as_of)
+    finally:
+        log.close()
+    rows = features[features["customer_id"].isin(batch.index)].drop(columns=["as_of"])
+    rows = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    requests = [
+        ScoreRequest.model_validate({"as_of": str(as_of), "features": rows[:4]}),
+        ScoreRequest.model_validate({"as_of": str(as_of), "features": [{**rows[4], "recency_days": "soon"}]}),
+        ScoreRequest.model_validate({"as_of": str(as_of), "features": [{k: v for k, v in rows[5].items() if k != "tenure_days"}]}),
+        ScoreRequest.model_validate({"as_of": str(as_of), "features": rows[4:6]}),
+    ]
+    together = service.score_many(requests)
+    assert isinstance(together[1], PropensityError) and "'recency_days' must be a number" in str(together[1])
+    assert isinstance(together[2], PropensityError) and "lack ['tenure_days']" in str(together[2])
+    for k in (0, 3):
+        assert together[k].model_dump() == service.score(requests[k]).model_dump()
+    got = {c.customer_id: c.p_churn for r in (together[0], together[3]) for c in r.customers}
+    assert got == pytest.approx(batch["p_churn"].to_dict(), rel=1e-12)

@@ -101,3 +101,34 @@ def test_reruns_and_row_order_give_bit_identical_features_and_labels(tmp_path):
     assert len(first) > 1000 and first["monetary_total"].gt(0).all()
     for table in ("transactions", "transactions", "shuffled"):
         pd.testing.assert_frame_equal(first, build_training_table(con.table(table), cutoffs), check_exact=True)
+
+
+def test_prepared_feature_query_refilled_many_times_gives_the_batch_features(small_synthetic):
+    """The REST service's query is prepared once, without DuckDB's optimizer, and refilled per batch.
+
+    A stale plan (say, one bound to the first batch's rows or cutoffs) or a plan that differs
+    without the optimizer would show here as a difference from ``build_features``.
+    """
+    from features.build import CompiledFeatures
+
+    table, _, _ = small_synthetic
+    con = duckdb.connect(config={"threads": 1})
+    con.execute("PRAGMA disable_optimizer")
+    con.register("log_frame", table.to_pyarrow())
+    con.execute("CREATE TABLE log AS SELECT * FROM log_frame")
+    query = CompiledFeatures(con, "log", "rest")
+    customers = [row[0] for row in con.execute("SELECT DISTINCT customer_id FROM log ORDER BY 1").fetchall()]
+    batches = [
+        (customers[:40], [date(2023, 6, 1)]),
+        (customers[40:45], [date(2023, 9, 1), date(2023, 3, 1)]),
+        (customers[:400], [date(2023, 12, 1)]),
+        (build_features(table, [date(2023, 6, 1)])["customer_id"].iloc[[7]].tolist(), [date(2023, 6, 1)]),  # one customer
+    ]
+    for chosen, cutoffs in batches:
+        query.load(con, f"SELECT * FROM log WHERE customer_id IN ({', '.join(repr(c) for c in chosen)})")
+        query.set_cutoffs(con, cutoffs)
+        got = query.run(con)
+        want = build_features(table.filter(table.customer_id.isin(chosen)), cutoffs)
+        assert len(want) > 0
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    query.close(con)
