@@ -296,7 +296,7 @@ class CompiledFeatures:
     """``features_expr`` compiled once to a DuckDB prepared statement over two tables it owns.
 
     For many small requests (the REST service): Ibis compiles in about 0.25 s and DuckDB parses and
-    binds the 12 KB of SQL in about 10 ms, so both are done once. Each request then refills the
+    binds the 12 KB of SQL in about 5 ms, so both are done once. Each request then refills the
     lines table (``load``, same columns as ``like``) and the cutoff table (``set_cutoffs``) in place:
     replacing either table would invalidate the prepared statement. It is the expression
     ``build_features`` runs, so results are identical.

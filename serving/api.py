@@ -206,9 +206,6 @@ class Service:
         self.rules = load_segment_rules()
         self.mapping = load_mapping("canonical")
         self.con = duckdb.connect(config={"threads": 1})  # a batch of requests' lines: threads only add scheduling
-        # A batch holds at most MAX_BATCH_REQUESTS x MAX_LINES lines, where DuckDB's optimizer gains nothing: on a
-        # typical request it costs more than the query, and a prepared statement is re-optimised on every run.
-        self.con.execute("PRAGMA disable_optimizer")
         self.compiled: OrderedDict = OrderedDict()
         self.names = itertools.count()
         self.swap = threading.Lock()

@@ -104,16 +104,15 @@ def test_reruns_and_row_order_give_bit_identical_features_and_labels(tmp_path):
 
 
 def test_prepared_feature_query_refilled_many_times_gives_the_batch_features(small_synthetic):
-    """The REST service's query is prepared once, without DuckDB's optimizer, and refilled per batch.
+    """The REST service's query is prepared once and refilled per batch.
 
-    A stale plan (say, one bound to the first batch's rows or cutoffs) or a plan that differs
-    without the optimizer would show here as a difference from ``build_features``.
+    A stale plan (say, one bound to the first batch's rows or cutoffs) would show here as a
+    difference from ``build_features``.
     """
     from features.build import CompiledFeatures
 
     table, _, _ = small_synthetic
     con = duckdb.connect(config={"threads": 1})
-    con.execute("PRAGMA disable_optimizer")
     con.register("log_frame", table.to_pyarrow())
     con.execute("CREATE TABLE log AS SELECT * FROM log_frame")
     query = CompiledFeatures(con, "log", "rest")
