@@ -145,11 +145,10 @@ class BGNBDFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         summary = BGNBDBaseline._summary(X)
-        out = X.copy()
-        out["bgnbd_p_alive"] = bgnbd_p_alive(self.params_, *summary)
+        added = {"bgnbd_p_alive": bgnbd_p_alive(self.params_, *summary)}
         for h in (30, 90):
-            out[f"bgnbd_p_purchase_{h}d"] = bgnbd_p_purchase(self.params_, *summary, h)
-        return out
+            added[f"bgnbd_p_purchase_{h}d"] = bgnbd_p_purchase(self.params_, *summary, h)
+        return pd.concat([X, pd.DataFrame(added, index=X.index)], axis=1)  # one concat: per-column inserts cost each call
 
     def get_feature_names_out(self, input_features=None):
         return np.array([*(input_features or []), *BTYD_FEATURES], dtype=object)

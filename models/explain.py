@@ -91,7 +91,7 @@ def _occlusion(model, X: pd.DataFrame) -> pd.DataFrame:
     columns = model.feature_spec.columns
     parts = []
     for start in range(0, len(X), OCCLUSION_CHUNK):
-        chunk = X.iloc[start:start + OCCLUSION_CHUNK]
+        chunk = X.iloc[start:start + OCCLUSION_CHUNK, [X.columns.get_loc(c) for c in [*columns, "customer_id"] if c in X.columns]]
         n = len(chunk)
         p = model.predict_proba(_occluded(chunk, columns, model.reference)).reshape(len(columns) + 1, n)
         parts.append(pd.DataFrame((p[0] - p[1:]).T, index=chunk.index, columns=columns))

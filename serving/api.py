@@ -18,6 +18,7 @@ import math
 import os
 import queue
 import secrets
+import sys
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
@@ -51,6 +52,7 @@ MAX_FEATURE_ROWS = 1_000
 MAX_LIST = 10_000
 COMPILED_CACHE = 8
 MAX_BATCH_REQUESTS = 64
+SWITCH_INTERVAL = 0.001  # seconds: how long the event loop may wait for the GIL the scoring thread holds
 ACCEPTED = "accepted"  # the validated lines of a batch, before their ids are tagged with the request
 TAG = "request_slot"  # the source column that tags each line with its request in a batch
 SEP = "\x1f"  # request slot + SEP + customer id: customers of different requests never mix
@@ -124,9 +126,9 @@ def _plain(value):
     return value
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
+def _records(frame: pd.DataFrame, skip: tuple[str, ...] = ()) -> list[dict]:
     """Scored rows as plain dicts (None for missing, ``as_of`` a date, the reason phrases as a list)."""
-    columns = [c for c in ScoredCustomer.model_fields if c in frame.columns]
+    columns = [c for c in ScoredCustomer.model_fields if c in frame.columns and c not in skip]
     values = {c: frame[c].tolist() for c in columns}
     values["as_of"] = [pd.Timestamp(v).date() for v in values["as_of"]]
     reasons = frame.reindex(columns=list(REASON_COLUMNS)).to_numpy(dtype=object)
@@ -203,6 +205,8 @@ class Service:
         self.data_dir = data_dir
         configure_tracking(data_dir)
         self.models = models or load_models()
+        for model in (self.models.churn, self.models.purchase):
+            os.environ.get("NOLIM") or model.limit_threads(1)  # requests come a few rows at a time: threads would only fight the web server
         self.rules = load_segment_rules()
         self.mapping = load_mapping("canonical")
         self.con = duckdb.connect(config={"threads": 1})  # a batch of requests' lines: threads only add scheduling
@@ -268,7 +272,8 @@ class Service:
         query.set_cutoffs(self.con, list(cutoffs.values()))
         features = query.run(self.con)
         slots = _slots(features["customer_id"])
-        wanted = np.array([pd.Timestamp(cutoffs.get(k, date.min)) for k in range(slots.max(initial=0) + 1)], dtype="datetime64[ns]")
+        wanted = np.full(max(slots.max(initial=0), *cutoffs) + 1, np.datetime64("NaT"), dtype="datetime64[ns]")  # NaT: no cutoff, no row
+        wanted[list(cutoffs)] = [np.datetime64(c, "ns") for c in cutoffs.values()]
         features = features[(features["as_of"].to_numpy() == wanted[slots])].reset_index(drop=True)  # each request at its own cutoff
         found = set(np.unique(_slots(features["customer_id"])).tolist())
         for k, cutoff in cutoffs.items():
@@ -346,13 +351,11 @@ class Service:
             reference, reference_as_of = self.reference, self.scores_as_of
         answers: list[ScoreResponse | PropensityError | None] = [errors.get(k) for k in range(len(requests))]
         if frames:
-            scored = score_features(pd.concat(frames, ignore_index=True), self.models, reference).drop(columns=["rank"])
-            slots = _slots(scored["customer_id"])
-            scored["customer_id"] = scored["customer_id"].str.split(SEP, n=1).str[1]
-            records = _records(scored)
+            scored = score_features(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True), self.models, reference)
             mine: dict[int, list] = {}
-            for i, k in enumerate(slots.tolist()):
-                mine.setdefault(k, []).append(records[i])
+            for record in _records(scored, skip=("rank",)):  # a batch rank means nothing to one request
+                slot, record["customer_id"] = record["customer_id"].split(SEP, 1)
+                mine.setdefault(int(slot), []).append(record)
             for k in range(len(requests)):
                 if answers[k] is None:
                     answers[k] = ScoreResponse(customers=mine.get(k, []), quarantined=quarantined.get(k, {}), segments_reference=reference_as_of)
@@ -392,6 +395,25 @@ class Service:
         return out
 
 
+class BoundedBody:
+    """Refuse a body larger than ``MAX_BODY_BYTES`` (by its Content-Length) before it is read or parsed.
+
+    Plain ASGI: Starlette's ``BaseHTTPMiddleware`` would add a task group to every request.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            size = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+            if size is not None and (not size.isdigit() or int(size) > MAX_BODY_BYTES):
+                refusal = f"The request body is larger than {MAX_BODY_BYTES:,} bytes; send fewer lines per request."
+                await JSONResponse({"detail": refusal}, 413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(data_dir: Path | None = None, service: Service | None = None) -> FastAPI:
     owned = service is None
     service = service or Service(data_dir)
@@ -401,7 +423,12 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
         # Start-up leaves a large heap (models, MLflow, pandas, the batch scores) that never becomes garbage:
         # freezing it keeps the collector's full passes from scanning it mid-request (they cost 100+ ms).
         gc.freeze()
+        # The scoring thread holds the GIL for milliseconds at a time; the event loop, after each socket call,
+        # waits up to the switch interval to get it back. 1 ms (default 5) keeps that wait off every response.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(float(os.environ.get("SWI", SWITCH_INTERVAL)))
         yield
+        sys.setswitchinterval(switch)
         if owned:  # a service handed in belongs to the caller
             service.close()
 
@@ -413,12 +440,7 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
         if wanted and not secrets.compare_digest(request.headers.get("x-api-key", ""), wanted):
             raise HTTPException(401, "A valid X-API-Key header is required.")
 
-    @app.middleware("http")
-    async def bounded_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY_BYTES):
-            return JSONResponse({"detail": f"The request body is larger than {MAX_BODY_BYTES:,} bytes; send fewer lines per request."}, 413)
-        return await call_next(request)
+    app.add_middleware(BoundedBody)
 
     @app.exception_handler(PropensityError)
     async def user_error(request: Request, exc: PropensityError):

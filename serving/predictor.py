@@ -22,7 +22,7 @@ from features.pipeline import Log
 from features.clusters import ClusterModel
 from features.segments import SegmentReference, SegmentRules, assign_segments, load_segment_rules
 from models.explain import btyd_values, contributions
-from models.spec import model_input
+from models.spec import FeatureSpec, model_input
 from serving.reasons import REASON_COLUMNS, top_reasons
 
 LIFECYCLE_INPUTS = ("recency_days", "tenure_days", "overdue_ratio", "frequency_days")
@@ -113,12 +113,11 @@ def score_features(
     """
     rules = load_segment_rules()
     require_model_inputs(features, models)
-    inputs: dict = {}  # one model input per distinct feature spec (the two models usually share one)
-    for model in (models.churn, models.purchase):
-        inputs.setdefault(model.feature_spec, model_input(features, model.feature_spec))
-    X_churn = inputs[models.churn.feature_spec]
-    p_churn = models.churn.predict_proba(X_churn)
-    p_purchase = models.purchase.predict_proba(inputs[models.purchase.feature_spec])
+    specs = (models.churn.feature_spec, models.purchase.feature_spec)
+    both = FeatureSpec(*(tuple(dict.fromkeys(c for s in specs for c in getattr(s, kind))) for kind in ("numeric", "categorical")))
+    X = model_input(features, both)  # once for both models: each takes its own columns from it
+    p_churn = models.churn.predict_proba(X)
+    p_purchase = models.purchase.predict_proba(X)
     value = expected_value(features, models.churn.horizon_days)
     at_risk = p_churn * value
     ids = features["customer_id"].array
@@ -139,7 +138,7 @@ def score_features(
     if reasons_from_value_at_risk is not None:
         explained = int((at_risk >= reasons_from_value_at_risk).sum())
     top = order[:explained]
-    X_top = X_churn.take(top)
+    X_top = X.take(top)
     values = pd.concat([features.take(top), btyd_values(models.churn, X_top)], axis=1)
     reasons = top_reasons(contributions(models.churn, X_top), values)
     for name in REASON_COLUMNS:

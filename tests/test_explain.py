@@ -84,3 +84,40 @@ def test_calibrated_champions_are_explained_through_their_wrappers(table, family
         assert list(values.columns) == ["bgnbd_p_alive", "bgnbd_p_purchase_30d", "bgnbd_p_purchase_90d"]
     else:  # a 3-fold calibrated ensemble: occlusion, and no single BG/NBD step to read
         assert values.empty
+
+
+def _steps(estimator) -> list:
+    out, todo = [], [estimator]
+    while todo:
+        step = todo.pop()
+        out.append(step)
+        todo += [s for s in (getattr(step, "estimator", None), *getattr(step, "calibrated_classifiers_", ()),
+                             *(s for _, s in getattr(step, "steps", ()))) if s is not None]
+    return out
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+@pytest.mark.parametrize("family", [*PARAMS, "svm", "bgnbd", "recency_rule"])
+def test_calibrated_champions_score_the_same_through_their_fitted_parts(table, family, method):
+    """The packaged model's direct path (fitted steps, then the calibrator) gives the wrappers' answer to the bit."""
+    import pickle
+
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    spec = spec_for_columns(table.columns)
+    X, y = model_input(table, spec), table["churn"].to_numpy()
+    params = {"svm": {"C": 1.0, "gamma": 0.1, "n_components": 50}, "bgnbd": {"horizon_days": 60, "target": "churn"}}.get(family, PARAMS.get(family, {}))
+    fitted = get_family(family).build(spec, params, 0).fit(X, y)
+    champion = CalibratedClassifierCV(FrozenEstimator(fitted), method=method).fit(X, y)
+    model = PropensityModel(champion, spec, "churn", family, 60).limit_threads(1)  # threads sum a forest in any order
+    rows = X.sample(200, random_state=1)
+    rows.iloc[:5, [rows.columns.get_loc(c) for c in spec.numeric[1:5]]] = np.nan  # missing inputs go the same way (recency never is)
+    want = champion.predict_proba(rows[[*spec.columns, "customer_id"]])[:, 1]
+    assert all(getattr(step, "n_jobs", None) in (None, 1) for step in _steps(champion))
+    first = model.predict_proba(rows)  # the library's answer, and the check that enables the direct path
+    assert callable(model.__dict__["_direct"])
+    np.testing.assert_array_equal(model.predict_proba(rows), want)
+    np.testing.assert_array_equal(first, want)
+    np.testing.assert_array_equal(model.predict_proba(rows.head(1)), want[:1])  # one row, as the REST service sends
+    assert "_direct" not in pickle.loads(pickle.dumps(model)).__dict__  # found again after loading, never saved
