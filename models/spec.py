@@ -48,9 +48,7 @@ def model_input(frame, spec: FeatureSpec):
     except (TypeError, ValueError):  # text that holds numbers
         block = np.column_stack([pd.to_numeric(frame[c]).to_numpy(dtype="float64", na_value=np.nan) for c in numeric]) if numeric else None
     out = pd.DataFrame(block, index=frame.index, columns=numeric)  # one float block: later row stacking and selection stay cheap
-    for c in spec.categorical:
-        values = frame[c].to_numpy(dtype=object)
-        out[c] = pd.Series(np.where(pd.isna(values), None, values), index=frame.index, dtype=object)
+    text = {c: pd.Series(np.where(pd.isna(v := frame[c].to_numpy(dtype=object)), None, v), index=frame.index, dtype=object) for c in spec.categorical}
     if "customer_id" in frame.columns:
-        out["customer_id"] = frame["customer_id"]
-    return out
+        text["customer_id"] = frame["customer_id"]
+    return pd.concat([out, pd.DataFrame(text, index=frame.index)], axis=1) if text else out  # one concat, not a column at a time

@@ -206,7 +206,7 @@ class Service:
         configure_tracking(data_dir)
         self.models = models or load_models()
         for model in (self.models.churn, self.models.purchase):
-            os.environ.get("NOLIM") or model.limit_threads(1)  # requests come a few rows at a time: threads would only fight the web server
+            model.limit_threads(1)  # requests come a few rows at a time: threads would only fight the web server
         self.rules = load_segment_rules()
         self.mapping = load_mapping("canonical")
         self.con = duckdb.connect(config={"threads": 1})  # a batch of requests' lines: threads only add scheduling
@@ -426,7 +426,7 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
         # The scoring thread holds the GIL for milliseconds at a time; the event loop, after each socket call,
         # waits up to the switch interval to get it back. 1 ms (default 5) keeps that wait off every response.
         switch = sys.getswitchinterval()
-        sys.setswitchinterval(float(os.environ.get("SWI", SWITCH_INTERVAL)))
+        sys.setswitchinterval(SWITCH_INTERVAL)
         yield
         sys.setswitchinterval(switch)
         if owned:  # a service handed in belongs to the caller
