@@ -312,6 +312,7 @@ class CompiledFeatures:
         self.sql = str(backend.compile(expr))
         self.schema = expr.schema()  # DuckDB's own result types can be wider (an integer sum is HUGEINT); Ibis narrows them
         con.execute(f"PREPARE {self.statement} AS {self.sql}")
+        self.current: list[date] | None = []  # the cutoffs in the table
 
     def load(self, con, select: str) -> None:
         """Replace the lines with the rows of ``select`` (the same columns, in order)."""
@@ -319,6 +320,10 @@ class CompiledFeatures:
         con.execute(f"INSERT INTO {self.table} {select}")
 
     def set_cutoffs(self, con, cutoffs: list[date]) -> None:
+        """Replace the cutoffs (nothing to do when they are the ones already there)."""
+        if list(cutoffs) == self.current:
+            return
+        self.current = None  # unknown until the refill below has committed
         rows = pd.DataFrame(cutoff_rows(cutoffs)).astype({"as_of": "datetime64[us]"})
         con.register("cutoff_rows_frame", rows)
         try:
@@ -326,6 +331,7 @@ class CompiledFeatures:
             con.execute(f"INSERT INTO {self.cutoffs} SELECT * FROM cutoff_rows_frame")
         finally:
             con.unregister("cutoff_rows_frame")
+        self.current = list(cutoffs)
 
     def run(self, con) -> pd.DataFrame:
         from ibis.backends.duckdb.converter import DuckDBPandasData

@@ -95,7 +95,7 @@ def _occlusion(model, X: pd.DataFrame) -> pd.DataFrame:
         n = len(chunk)
         p = model.predict_proba(_occluded(chunk, columns, model.reference)).reshape(len(columns) + 1, n)
         parts.append(pd.DataFrame((p[0] - p[1:]).T, index=chunk.index, columns=columns))
-    return pd.concat(parts)
+    return parts[0] if len(parts) == 1 else pd.concat(parts)
 
 
 def contributions(model, X: pd.DataFrame) -> pd.DataFrame:

@@ -122,6 +122,7 @@ def test_prepared_feature_query_refilled_many_times_gives_the_batch_features(sma
         (customers[40:45], [date(2023, 9, 1), date(2023, 3, 1)]),
         (customers[:400], [date(2023, 12, 1)]),
         (build_features(table, [date(2023, 6, 1)])["customer_id"].iloc[[7]].tolist(), [date(2023, 6, 1)]),  # one customer
+        (customers[45:60], [date(2023, 6, 1)]),  # the same cutoffs again: the table is kept, the lines are new
     ]
     for chosen, cutoffs in batches:
         query.load(con, f"SELECT * FROM log WHERE customer_id IN ({', '.join(repr(c) for c in chosen)})")
