@@ -63,6 +63,8 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
         Spreading one row over threads only adds hand-offs, and OpenMP's spinning workers (XGBoost,
         LightGBM) take the core the web server needs. Batch scoring keeps the trained setting.
         """
+        from sklearn.frozen import FrozenEstimator
+
         seen, todo = set(), [self.estimator]
         while todo:
             step = todo.pop()
@@ -71,7 +73,7 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
             seen.add(id(step))
             todo += [getattr(step, "estimator", None), *getattr(step, "calibrated_classifiers_", ()),
                      *(s for _, s in getattr(step, "steps", ())), *(t for _, t, _ in getattr(step, "transformers_", ()))]
-            if getattr(step, "n_jobs", None) not in (None, n) and not type(step).__name__ == "FrozenEstimator":
+            if getattr(step, "n_jobs", None) not in (None, n) and not isinstance(step, FrozenEstimator):  # it refuses set_params
                 step.set_params(n_jobs=n)  # XGBoost passes it on to its fitted booster
         return self
 
@@ -148,7 +150,7 @@ def _transform(step):
         return run
     if isinstance(step, ColumnTransformer) and not step.sparse_output_ and getattr(step, "_sklearn_output_config", {}).get("transform") in (None, "default"):
         parts = [(list(c), t) for _, t, c in step.transformers_ if not (isinstance(t, str) and t == "drop") and len(c)]
-        if all(isinstance(t, str) is False and all(isinstance(name, str) for name in c) for c, t in parts):
+        if all(not isinstance(t, str) and all(isinstance(name, str) for name in c) for c, t in parts):  # no passthrough
             parts = [(c, _transform(t)) for c, t in parts]
             return lambda X: np.hstack([part(X[c].to_numpy()) for c, part in parts])
     return step.transform

@@ -18,6 +18,11 @@ class FeatureSpec:
     def columns(self) -> list[str]:
         return [*self.numeric, *self.categorical]
 
+    @classmethod
+    def union(cls, *specs: "FeatureSpec") -> "FeatureSpec":
+        """Every column any of the specs takes, each once, in first-seen order."""
+        return cls(*(tuple(dict.fromkeys(c for s in specs for c in getattr(s, kind))) for kind in ("numeric", "categorical")))
+
     def to_dict(self) -> dict:
         return {k: list(v) for k, v in asdict(self).items()}
 

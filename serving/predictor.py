@@ -113,9 +113,7 @@ def score_features(
     """
     rules = load_segment_rules()
     require_model_inputs(features, models)
-    specs = (models.churn.feature_spec, models.purchase.feature_spec)
-    both = FeatureSpec(*(tuple(dict.fromkeys(c for s in specs for c in getattr(s, kind))) for kind in ("numeric", "categorical")))
-    X = model_input(features, both)  # once for both models: each takes its own columns from it
+    X = model_input(features, FeatureSpec.union(models.churn.feature_spec, models.purchase.feature_spec))  # each model takes its columns
     p_churn = models.churn.predict_proba(X)
     p_purchase = models.purchase.predict_proba(X)
     value = expected_value(features, models.churn.horizon_days)
