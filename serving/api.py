@@ -274,8 +274,8 @@ class Service:
         slots = _slots(features["customer_id"])
         wanted = np.full(max(slots.max(initial=0), *cutoffs) + 1, np.datetime64("NaT"), dtype="datetime64[ns]")  # NaT: no cutoff, no row
         wanted[list(cutoffs)] = [np.datetime64(c, "ns") for c in cutoffs.values()]
-        features = features[(features["as_of"].to_numpy() == wanted[slots])].reset_index(drop=True)  # each request at its own cutoff
-        found = set(np.unique(_slots(features["customer_id"])).tolist())
+        mine = features["as_of"].to_numpy() == wanted[slots]  # each request at its own cutoff
+        features, found = features[mine].reset_index(drop=True), set(slots[mine].tolist())
         for k, cutoff in cutoffs.items():
             if k not in found:
                 errors[k] = PropensityError(f"None of these customers bought in the 365 days before {cutoff}: nothing to score.")
