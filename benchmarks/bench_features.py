@@ -121,7 +121,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,10,50", help="log sizes in millions of lines, one cutoff each")
     parser.add_argument("--twelve", type=int, default=10, help="size (M lines) for the 12-cutoff run; 0 to skip")
-    parser.add_argument("--skip-pandas-above", type=int, default=50, help="skip the pandas reference above this size (M)")
+    parser.add_argument(
+        "--skip-pandas-above", type=int, default=50, help="skip the pandas reference above this size (M)"
+    )
     args = parser.parse_args()
     runs = [(int(s), ONE_CUTOFF, f"{s}M_x1") for s in args.sizes.split(",")]
     if args.twelve:
@@ -139,7 +141,9 @@ def main() -> None:
             line["agreement"] = compare(engine["result"], ref["result"])
         rows.append(line)
         print(_row(line), flush=True)
-    print("\n| run | rows out | engine compute s | engine process s | engine peak MB | pandas compute s | pandas process s | pandas peak MB | speed-up (compute) | results |")
+    print(
+        "\n| run | rows out | engine compute s | engine process s | engine peak MB | pandas compute s | pandas process s | pandas peak MB | speed-up (compute) | results |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for line in rows:
         print(_row(line))
@@ -149,7 +153,13 @@ def _row(line: dict) -> str:
     e, p = line["engine"], line.get("pandas")
     cells = [line["run"], f"{e['rows']:,}", f"{e['compute_s']:.2f}", f"{e['process_s']:.2f}", f"{e['peak_mb']:.0f}"]
     if p:
-        cells += [f"{p['compute_s']:.2f}", f"{p['process_s']:.2f}", f"{p['peak_mb']:.0f}", f"{p['compute_s'] / e['compute_s']:.1f}x", line["agreement"]]
+        cells += [
+            f"{p['compute_s']:.2f}",
+            f"{p['process_s']:.2f}",
+            f"{p['peak_mb']:.0f}",
+            f"{p['compute_s'] / e['compute_s']:.1f}x",
+            line["agreement"],
+        ]
     else:
         cells += ["-", "-", "-", "-", "-"]
     return "| " + " | ".join(cells) + " |"

@@ -53,10 +53,15 @@ def customer_lines(data_dir: Path) -> tuple[list[dict], str]:
         as_of = con.execute("SELECT max(as_of) FROM scores").fetchall()[0][0].date()
         counts = con.execute(
             "SELECT t.customer_id, count(*) n FROM transactions t JOIN (SELECT customer_id FROM scores WHERE as_of = ? ORDER BY rank LIMIT 100) s "
-            "USING (customer_id) GROUP BY 1 ORDER BY 2, 1", [as_of]).fetchall()
+            "USING (customer_id) GROUP BY 1 ORDER BY 2, 1",
+            [as_of],
+        ).fetchall()
         customer = counts[len(counts) // 2][0]
-        lines = con.execute("SELECT customer_id, invoice_id, strftime(ts, '%Y-%m-%dT%H:%M:%S') ts, quantity, unit_price, product_id, country, channel "
-                            "FROM transactions WHERE customer_id = ?", [customer]).df()
+        lines = con.execute(
+            "SELECT customer_id, invoice_id, strftime(ts, '%Y-%m-%dT%H:%M:%S') ts, quantity, unit_price, product_id, country, channel "
+            "FROM transactions WHERE customer_id = ?",
+            [customer],
+        ).df()
     finally:
         con.close()
     return lines.astype(object).where(lines.notna(), None).to_dict("records"), str(as_of)
@@ -66,24 +71,49 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--payload", choices=("transactions", "features", "health"), default="transactions",
-                        help="health: GET /health, the load generator's and server's floor")
+    parser.add_argument(
+        "--payload",
+        choices=("transactions", "features", "health"),
+        default="transactions",
+        help="health: GET /health, the load generator's and server's floor",
+    )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     if not (DATA / "mlflow.db").exists():
-        subprocess.run([sys.executable, "-m", "propensity.cli", "run", "--data-dir", str(DATA)], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "propensity.cli", "run", "--data-dir", str(DATA)],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
     lines, as_of = customer_lines(DATA)
     if args.payload == "features":
-        payload = json.dumps({"as_of": as_of, "features": customer_features(DATA, lines[0]["customer_id"], as_of)}).encode()
+        payload = json.dumps(
+            {"as_of": as_of, "features": customer_features(DATA, lines[0]["customer_id"], as_of)}
+        ).encode()
     else:
         payload = json.dumps({"as_of": as_of, "transactions": lines}).encode()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "propensity.cli", "serve", "--port", str(port), "--data-dir", str(DATA),
-                               "--workers", str(args.workers)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "propensity.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(DATA),
+            "--workers",
+            str(args.workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -105,7 +135,11 @@ def main() -> None:
                 time.sleep(delay)
             sent = time.perf_counter()
             client = clients[i % len(clients)]
-            r = client.get("/health") if args.payload == "health" else client.post("/score", content=payload, headers=headers)
+            r = (
+                client.get("/health")
+                if args.payload == "health"
+                else client.post("/score", content=payload, headers=headers)
+            )
             return time.perf_counter() - sent, r.status_code, sent - planned
 
         start = time.perf_counter() + 0.5
@@ -116,12 +150,25 @@ def main() -> None:
         latency = np.array([r[0] for r in results]) * 1000
         lag = np.array([r[2] for r in results]) * 1000
         codes = {c: sum(1 for r in results if r[1] == c) for c in {r[1] for r in results}}
-        print(json.dumps({
-            "payload": args.payload, "workers": args.workers, "requests": n, "rate_target": args.rate, "rate_achieved": round(n / elapsed, 1), "lines_per_request": len(lines),
-            "status_codes": codes, "p50_ms": round(float(np.percentile(latency, 50)), 1), "p90_ms": round(float(np.percentile(latency, 90)), 1),
-            "p99_ms": round(float(np.percentile(latency, 99)), 1), "max_ms": round(float(latency.max()), 1),
-            "send_lag_p99_ms": round(float(np.percentile(lag, 99)), 1),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "payload": args.payload,
+                    "workers": args.workers,
+                    "requests": n,
+                    "rate_target": args.rate,
+                    "rate_achieved": round(n / elapsed, 1),
+                    "lines_per_request": len(lines),
+                    "status_codes": codes,
+                    "p50_ms": round(float(np.percentile(latency, 50)), 1),
+                    "p90_ms": round(float(np.percentile(latency, 90)), 1),
+                    "p99_ms": round(float(np.percentile(latency, 99)), 1),
+                    "max_ms": round(float(latency.max()), 1),
+                    "send_lag_p99_ms": round(float(np.percentile(lag, 99)), 1),
+                },
+                indent=2,
+            )
+        )
         for c in clients:
             c.close()
     finally:

@@ -36,7 +36,10 @@ def store_for(customers: int, seed: int) -> Path:
         t0 = time.perf_counter()
         table = generate(SyntheticConfig(n_customers=customers, lines_per_invoice=2.0, seed=seed))
         write_store(table, path)
-        print(f"  generated {table.num_rows:,} lines for {customers:,} customers in {time.perf_counter() - t0:.1f}s", flush=True)
+        print(
+            f"  generated {table.num_rows:,} lines for {customers:,} customers in {time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
     return path
 
 
@@ -74,13 +77,29 @@ def child(store: str, data_dir: str, share: float) -> None:
     models = load_models()
     load_s = time.perf_counter() - t0
     con = connect_store(Path(store))
-    result = run_batch(Log(con, ibis.duckdb.from_connection(con).table("transactions")), models, Path(data_dir) / "exports", reasons_share=share)
+    result = run_batch(
+        Log(con, ibis.duckdb.from_connection(con).table("transactions")),
+        models,
+        Path(data_dir) / "exports",
+        reasons_share=share,
+    )
     con.close()
     m = result.manifest
     peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))  # reset at exec
-    print(json.dumps({"peak_rss_mb": round(peak / 1024), "load_models_s": load_s, "customers": m["rows"]["customers_scored"], "with_reasons": m["rows"]["customers_with_reasons"],
-                      "lines": m["rows"]["log_lines"], **m["timings_s"], "total_with_load_s": time.perf_counter() - t0,
-                      "families": {t: v["family"] for t, v in m["models"].items()}}))
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": round(peak / 1024),
+                "load_models_s": load_s,
+                "customers": m["rows"]["customers_scored"],
+                "with_reasons": m["rows"]["customers_with_reasons"],
+                "lines": m["rows"]["log_lines"],
+                **m["timings_s"],
+                "total_with_load_s": time.perf_counter() - t0,
+                "families": {t: v["family"] for t, v in m["models"].items()},
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -96,8 +115,11 @@ def main() -> None:
     train(data_dir)
     store = store_for(args.customers, seed=11)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", str(store), str(data_dir), str(args.reasons_share)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(store), str(data_dir), str(args.reasons_share)],
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode:
         sys.exit(proc.stderr)

@@ -68,13 +68,12 @@ def child(engine: str, task: str, million: int) -> None:
         jvm = _hwm_mb(spark.sparkContext._gateway.proc.pid)
     else:
         import ibis
+        from bench_features import make_store
 
         from features.build import build_features
         from features.pipeline import Log
         from features.store import connect_store
         from serving.predictor import score_customers
-
-        from bench_features import make_store
 
         con = connect_store(make_store(million), read_only=True)
         log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
@@ -87,8 +86,19 @@ def child(engine: str, task: str, million: int) -> None:
             extra = {"customers": len(frame)}
         seconds = time.perf_counter() - t0
         jvm = None
-    print(json.dumps({"engine": engine, "task": task, "million_lines": million, "seconds": round(seconds, 1),
-                      "python_peak_mb": _hwm_mb(), "jvm_peak_mb": jvm, "customers": extra.get("customers")}))
+    print(
+        json.dumps(
+            {
+                "engine": engine,
+                "task": task,
+                "million_lines": million,
+                "seconds": round(seconds, 1),
+                "python_peak_mb": _hwm_mb(),
+                "jvm_peak_mb": jvm,
+                "customers": extra.get("customers"),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -105,8 +115,14 @@ def main() -> None:
         parquet_for(million)
         for task in ("features", "score"):
             for engine in ("duckdb", "spark"):
-                proc = subprocess.run([sys.executable, __file__, "--child", engine, task, str(million)], capture_output=True, text=True)
-                line = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 else json.dumps({"engine": engine, "task": task, "error": proc.stderr[-500:]})
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", engine, task, str(million)], capture_output=True, text=True
+                )
+                line = (
+                    proc.stdout.strip().splitlines()[-1]
+                    if proc.returncode == 0
+                    else json.dumps({"engine": engine, "task": task, "error": proc.stderr[-500:]})
+                )
                 print(line, flush=True)
 
 

@@ -29,14 +29,18 @@ def _events(tx: pd.DataFrame) -> pd.DataFrame:
             "country": tx["country"].astype(str),
         }
     )
-    ev = frame.groupby(["customer_id", "invoice_id", "ts_s"], sort=False, observed=True).agg(
-        sale_value=("sale_value", "sum"),
-        return_value=("return_value", "sum"),
-        sale_lines=("sale_lines", "sum"),
-        return_lines=("return_lines", "sum"),
-        sale_units=("sale_units", "sum"),
-        country=("country", "min"),
-    ).reset_index()
+    ev = (
+        frame.groupby(["customer_id", "invoice_id", "ts_s"], sort=False, observed=True)
+        .agg(
+            sale_value=("sale_value", "sum"),
+            return_value=("return_value", "sum"),
+            sale_lines=("sale_lines", "sum"),
+            return_lines=("return_lines", "sum"),
+            sale_units=("sale_units", "sum"),
+            country=("country", "min"),
+        )
+        .reset_index()
+    )
     ev["is_purchase"] = ev["sale_lines"] > 0
     ev["day"] = ev["ts_s"] // DAY
     ev = ev.sort_values("ts_s", kind="stable")
@@ -78,8 +82,12 @@ def reference_features(tx: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int
     days = purchases[["customer_id", "day"]].drop_duplicates().sort_values(["customer_id", "day"])
     days["gap"] = days.groupby("customer_id", observed=True)["day"].diff()
     dg = days.groupby("customer_id", observed=True).agg(
-        frequency_days=("day", "size"), first_day=("day", "min"), last_day=("day", "max"),
-        gap_n=("gap", "count"), gap_sum=("gap", "sum"), gap_sumsq=("gap", lambda s: (s * s).sum()),
+        frequency_days=("day", "size"),
+        first_day=("day", "min"),
+        last_day=("day", "max"),
+        gap_n=("gap", "count"),
+        gap_sum=("gap", "sum"),
+        gap_sumsq=("gap", lambda s: (s * s).sum()),
     )
     out = out.join(dg)
     sales = past[~past["is_return"] & past["product_id"].notna()]

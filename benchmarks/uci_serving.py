@@ -32,13 +32,15 @@ def decile_table(scored, labels):
     order = joined["p_churn"].rank(method="first", ascending=False)
     joined["decile"] = np.ceil(order / len(joined) * 10).astype(int)
     g = joined.groupby("decile")
-    return pd.DataFrame({
-        "customers": g.size(),
-        "mean_p_churn": g["p_churn"].mean(),
-        "realised_churn": g["churn"].mean(),
-        "value_at_risk": g["value_at_risk"].sum(),
-        "realised_spend_next_90d": g["spend"].sum(),
-    }).reset_index()
+    return pd.DataFrame(
+        {
+            "customers": g.size(),
+            "mean_p_churn": g["p_churn"].mean(),
+            "realised_churn": g["churn"].mean(),
+            "value_at_risk": g["value_at_risk"].sum(),
+            "realised_spend_next_90d": g["spend"].sum(),
+        }
+    ).reset_index()
 
 
 def run(data_dir: Path, profile: str | None = "quick", source: Path = SHARED_RETAIL):
@@ -77,8 +79,14 @@ def run(data_dir: Path, profile: str | None = "quick", source: Path = SHARED_RET
         report = write_report(con, data_dir / "reports")
     finally:
         con.close()
-    return {"champions": champions, "deciles": decile_table(labelled.scores, labels), "labelled": labelled, "latest": latest,
-            "report": report.html, "timings": timings}
+    return {
+        "champions": champions,
+        "deciles": decile_table(labelled.scores, labels),
+        "labelled": labelled,
+        "latest": latest,
+        "report": report.html,
+        "timings": timings,
+    }
 
 
 def main() -> None:
@@ -91,10 +99,19 @@ def main() -> None:
     out = HERE / "out" / f"uci_{args.profile}"
     result = run(out, None if args.profile == "default" else args.profile)
     print(f"champions: {result['champions']}; timings: { {k: round(v, 1) for k, v in result['timings'].items()} }")
-    print(f"scored {len(result['labelled'].scores):,} customers as of {LABELLED_CUTOFF}; latest run "
-          f"{result['latest'].manifest['as_of']} ({len(result['latest'].scores):,} customers); report {result['report']}")
-    print(f"comparison latest vs {LABELLED_CUTOFF}: " + str({k: v for k, v in result['latest'].manifest['comparison'].items() if k != 'migration'}))
-    print(result["deciles"].to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else result["deciles"].round(3).to_string(index=False))
+    print(
+        f"scored {len(result['labelled'].scores):,} customers as of {LABELLED_CUTOFF}; latest run "
+        f"{result['latest'].manifest['as_of']} ({len(result['latest'].scores):,} customers); report {result['report']}"
+    )
+    print(
+        f"comparison latest vs {LABELLED_CUTOFF}: "
+        + str({k: v for k, v in result["latest"].manifest["comparison"].items() if k != "migration"})
+    )
+    print(
+        result["deciles"].to_markdown(index=False, floatfmt=".3f")
+        if _has_tabulate()
+        else result["deciles"].round(3).to_string(index=False)
+    )
 
 
 def _has_tabulate() -> bool:

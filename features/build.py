@@ -58,7 +58,11 @@ def as_cutoff(value: date | datetime | str) -> date:
 def monthly_cutoffs(start: date | str, end: date | str) -> list[date]:
     """First days of each month from ``start`` to ``end`` inclusive."""
     start, end = as_cutoff(start), as_cutoff(end)
-    current = date(start.year, start.month, 1) if start.day == 1 else date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    current = (
+        date(start.year, start.month, 1)
+        if start.day == 1
+        else date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    )
     out = []
     while current <= end:
         out.append(current)
@@ -146,7 +150,9 @@ def _per_cutoff_aggregates(inv: ir.Table, cut: ir.Table) -> ir.Table:
         "sale_lines": j.sale_lines.sum(),
         "return_lines": j.return_lines.sum(),
         "weekend_invoices": count(first & ((j.day + 3) % 7 >= 5)),  # epoch day 0 was a Thursday
-        "spend_prev": _from_micros(ibis.ifelse((age > TREND_DAYS * DAY) & (age <= 2 * TREND_DAYS * DAY), j.sale_value, 0).sum()),
+        "spend_prev": _from_micros(
+            ibis.ifelse((age > TREND_DAYS * DAY) & (age <= 2 * TREND_DAYS * DAY), j.sale_value, 0).sum()
+        ),
     }
     if "sale_units" in inv.columns:
         aggs["sale_units"] = _from_micros(j.sale_units.sum())
@@ -171,7 +177,11 @@ def _purchase_day_aggregates(inv: ir.Table, cut: ir.Table) -> ir.Table:
 
 
 def _product_aggregates(tx: ir.Table, cut: ir.Table) -> ir.Table:
-    first = tx.filter(~tx.is_return & tx.product_id.notnull()).group_by(["customer_id", "product_id"]).aggregate(first_ts=tx.ts.min())
+    first = (
+        tx.filter(~tx.is_return & tx.product_id.notnull())
+        .group_by(["customer_id", "product_id"])
+        .aggregate(first_ts=tx.ts.min())
+    )
     first = first.mutate(first_s=first.first_ts.epoch_seconds().cast("int64"))
     j = first.join(cut, first.first_s < cut.as_of_s)
     return j.group_by(KEYS).aggregate(distinct_products=j.count())
@@ -310,7 +320,9 @@ class CompiledFeatures:
         backend = ibis.duckdb.from_connection(con)
         expr = features_expr(backend.table(self.table), backend.table(self.cutoffs), lookback_days).order_by(KEYS)
         self.sql = str(backend.compile(expr))
-        self.schema = expr.schema()  # DuckDB's own result types can be wider (an integer sum is HUGEINT); Ibis narrows them
+        self.schema = (
+            expr.schema()
+        )  # DuckDB's own result types can be wider (an integer sum is HUGEINT); Ibis narrows them
         con.execute(f"PREPARE {self.statement} AS {self.sql}")
         self.current: list[date] | None = []  # the cutoffs in the table
 

@@ -44,8 +44,14 @@ class ClusterModel:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ClusterModel":
-        return cls(data["columns"], np.array(data["mean"]), np.array(data["scale"]), np.array(data["centroids"]), data["silhouette"])
+    def from_dict(cls, data: dict) -> ClusterModel:
+        return cls(
+            data["columns"],
+            np.array(data["mean"]),
+            np.array(data["scale"]),
+            np.array(data["centroids"]),
+            data["silhouette"],
+        )
 
 
 def fit_clusters(features: pd.DataFrame, rules: ClusterRules) -> ClusterModel:

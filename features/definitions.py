@@ -34,20 +34,40 @@ FEATURES: tuple[Feature, ...] = (
     Feature("btyd_frequency", "repeat purchase days (frequency_days - 1), as in BG/NBD", _ALL, "count"),
     Feature("btyd_recency", "first to last purchase day, as in BG/NBD", _ALL, "whole days"),
     Feature("btyd_T", "first purchase day to as_of day, as in BG/NBD", _ALL, "whole days"),
-    *(Feature(f"invoices_{w}d", f"purchase invoices in the last {w} days", f"[as_of - {w}d, as_of)", "count") for w in WINDOWS_DAYS),
-    *(Feature(f"spend_{w}d", f"value of purchase lines in the last {w} days", f"[as_of - {w}d, as_of)", "currency") for w in WINDOWS_DAYS),
+    *(
+        Feature(f"invoices_{w}d", f"purchase invoices in the last {w} days", f"[as_of - {w}d, as_of)", "count")
+        for w in WINDOWS_DAYS
+    ),
+    *(
+        Feature(f"spend_{w}d", f"value of purchase lines in the last {w} days", f"[as_of - {w}d, as_of)", "currency")
+        for w in WINDOWS_DAYS
+    ),
     Feature("gap_mean_days", "mean gap between consecutive purchase days (null with one purchase day)", _ALL, "days"),
     Feature("gap_std_days", "sample std of those gaps (null with fewer than 3 purchase days)", _ALL, "days"),
-    Feature("overdue_ratio", "recency_days / gap_mean_days: above 1 means later than the customer's own rhythm", _ALL, "ratio"),
-    Feature("spend_trend", "(spend last 90d - spend 90-180d ago) / their sum; null when both are 0", "[as_of - 180d, as_of)", "ratio in [-1, 1]"),
+    Feature(
+        "overdue_ratio",
+        "recency_days / gap_mean_days: above 1 means later than the customer's own rhythm",
+        _ALL,
+        "ratio",
+    ),
+    Feature(
+        "spend_trend",
+        "(spend last 90d - spend 90-180d ago) / their sum; null when both are 0",
+        "[as_of - 180d, as_of)",
+        "ratio in [-1, 1]",
+    ),
     Feature("distinct_products", "distinct products bought", _ALL, "count", requires=("product_id",)),
     Feature("basket_lines_mean", "purchase lines per purchase invoice", _ALL, "lines"),
     Feature("basket_units_mean", "units per purchase invoice", _ALL, "units", requires=("quantity",)),
     Feature("return_share_lines", "return lines / all lines", _ALL, "share in [0, 1]"),
     Feature("return_share_value", "returned value / (purchased + returned value)", _ALL, "share in [0, 1]"),
     Feature("weekend_share", "share of purchase invoices on Saturday or Sunday", _ALL, "share in [0, 1]"),
-    Feature("main_country", "country of most purchase invoices (ties: alphabetical)", _ALL, "category", ("country",), True),
-    Feature("main_channel", "channel of most purchase invoices (ties: alphabetical)", _ALL, "category", ("channel",), True),
+    Feature(
+        "main_country", "country of most purchase invoices (ties: alphabetical)", _ALL, "category", ("country",), True
+    ),
+    Feature(
+        "main_channel", "channel of most purchase invoices (ties: alphabetical)", _ALL, "category", ("channel",), True
+    ),
 )
 
 LABELS = {

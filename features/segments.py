@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from itertools import product
 from importlib import resources
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +96,9 @@ def _parse_rules(path: str | None) -> SegmentRules:
         return SegmentRules.model_validate(yaml.safe_load(text))
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise PropensityError(f"The segment rules are invalid at {'.'.join(map(str, first['loc']))!r}: {first['msg']}.") from None
+        raise PropensityError(
+            f"The segment rules are invalid at {'.'.join(map(str, first['loc']))!r}: {first['msg']}."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -178,13 +180,16 @@ def _rfm(features: pd.DataFrame, rules: RFMRules, ref: SegmentReference) -> dict
 
 
 def _lifecycle(features: pd.DataFrame, rules: LifecycleRules) -> np.ndarray:
-    recency, tenure, overdue, days = (features[c].to_numpy(dtype=float) for c in ("recency_days", "tenure_days", "overdue_ratio", "frequency_days"))
+    recency, tenure, overdue, days = (
+        features[c].to_numpy(dtype=float) for c in ("recency_days", "tenure_days", "overdue_ratio", "frequency_days")
+    )
     single = days <= 1
     with np.errstate(invalid="ignore"):  # a missing overdue ratio (one purchase day) compares False, as in pandas
         conditions = [
             tenure <= rules.new_max_tenure_days,
             recency >= rules.lapsed_min_recency_days,
-            (overdue >= rules.at_risk_min_overdue_ratio) | (single & (recency >= rules.at_risk_single_purchase_recency_days)),
+            (overdue >= rules.at_risk_min_overdue_ratio)
+            | (single & (recency >= rules.at_risk_single_purchase_recency_days)),
         ]
     return np.select(conditions, ["new", "lapsed", "at risk"], "active").astype(object)
 
@@ -196,7 +201,9 @@ def _value_matrix(features: pd.DataFrame, rules: ValueMatrixRules, ref: SegmentR
 
 def _abc(features: pd.DataFrame, rules: ABCRules, ref: SegmentReference) -> np.ndarray:
     share_above = ref.share_above(rules.value, features[rules.value])
-    return np.select([share_above <= rules.a_share, share_above <= rules.a_share + rules.b_share], ["A", "B"], "C").astype(object)
+    return np.select(
+        [share_above <= rules.a_share, share_above <= rules.a_share + rules.b_share], ["A", "B"], "C"
+    ).astype(object)
 
 
 def rfm_segments(features: pd.DataFrame, rules: RFMRules, ref: SegmentReference) -> pd.DataFrame:
@@ -228,7 +235,10 @@ def _assign(features: pd.DataFrame, rules: SegmentRules, ref: SegmentReference) 
 
 
 def assign_segments(
-    features: pd.DataFrame, rules: SegmentRules | None = None, reference: SegmentReference | None = None, keys: bool = True,
+    features: pd.DataFrame,
+    rules: SegmentRules | None = None,
+    reference: SegmentReference | None = None,
+    keys: bool = True,
 ) -> pd.DataFrame:
     """Rule-based segments for a feature table (clusters are separate: they need a fitted model).
 
@@ -241,6 +251,8 @@ def assign_segments(
     elif features.empty:
         out = _assign(features, rules, segment_reference(features, rules))
     else:
-        parts = [_assign(group, rules, segment_reference(group, rules)) for _, group in features.groupby("as_of", sort=False)]
+        parts = [
+            _assign(group, rules, segment_reference(group, rules)) for _, group in features.groupby("as_of", sort=False)
+        ]
         out = pd.concat(parts).loc[features.index]
     return pd.concat([features[["customer_id", "as_of"]], out], axis=1) if keys else out

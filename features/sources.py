@@ -52,7 +52,9 @@ def register_source(con: duckdb.DuckDBPyConnection, source: Source, name: str = 
             opts = ["header=true", "all_varchar=true"]
             if source.delimiter:
                 opts.append(f"delim={_sql_str(source.delimiter)}")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_csv({_sql_str(path)}, {', '.join(opts)})")
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_csv({_sql_str(path)}, {', '.join(opts)})"
+            )
         elif suffix == ".parquet" or path.is_dir():
             glob = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({_sql_str(glob)})")
@@ -73,7 +75,9 @@ def register_source(con: duckdb.DuckDBPyConnection, source: Source, name: str = 
                 finally:
                     con.execute("USE memory")
             else:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM src.{duckdb_identifier(source.table)}")
+                con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM src.{duckdb_identifier(source.table)}"
+                )
         else:
             raise PropensityError(
                 f"Cannot read {path}: the file type {suffix or '(none)'} is not one of CSV, Parquet, Excel or DuckDB."

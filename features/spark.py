@@ -40,7 +40,9 @@ def spark_session(master: str | None = None, remote: str | None = None, conf: di
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise PropensityError("The Spark engine needs its extra: pip install 'propensity[spark]' (and Java 17).") from None
+        raise PropensityError(
+            "The Spark engine needs its extra: pip install 'propensity[spark]' (and Java 17)."
+        ) from None
     remote = remote or os.environ.get("PROPENSITY_SPARK_REMOTE")
     master = master or os.environ.get("PROPENSITY_SPARK_MASTER") or ("" if remote else "local[2]")
     builder = SparkSession.builder.appName("propensity")
@@ -98,7 +100,9 @@ def feature_expr_for(log, cutoffs: list[date], horizons: Horizons, with_labels: 
     return features_expr(log.table, cutoffs, horizons.lookback_days)
 
 
-def write_spark_features(log: SparkLog, cutoffs: list[date], out_dir: Path, horizons: Horizons = Horizons(), with_labels: bool = True) -> Path:
+def write_spark_features(
+    log: SparkLog, cutoffs: list[date], out_dir: Path, horizons: Horizons = Horizons(), with_labels: bool = True
+) -> Path:
     """Features (and labels) per cutoff, written by Spark as Parquet partitioned by ``as_of_date`` (the folder is replaced)."""
     expr = feature_expr_for(log, cutoffs, horizons, with_labels)
     expr = expr.mutate(as_of_date=expr.as_of.date().cast("string"))

@@ -47,7 +47,9 @@ def connect_store(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
 
 def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()[0][0])
+    return bool(
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()[0][0]
+    )
 
 
 def require_table(con: duckdb.DuckDBPyConnection, table: str) -> None:

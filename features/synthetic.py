@@ -88,7 +88,9 @@ def generate(cfg: SyntheticConfig = SyntheticConfig()) -> pa.Table:
     inv_cust, inv_ts = _invoices(cfg, rng)
     n_inv = len(inv_cust)
     # Customer traits.
-    mean_lines = 1.27 * cfg.target_lines / n_inv if cfg.target_lines else cfg.lines_per_invoice  # 1.27: repeated products are removed below
+    mean_lines = (
+        1.27 * cfg.target_lines / n_inv if cfg.target_lines else cfg.lines_per_invoice
+    )  # 1.27: repeated products are removed below
     basket = rng.lognormal(np.log(max(mean_lines, 1.0)) - 0.18, 0.6, n)  # -0.18 = -sigma^2/2: mean stays mean_lines
     qty_level = rng.lognormal(np.log(2.0), 1.0, n)
     country = rng.choice(len(COUNTRIES), n, p=COUNTRY_WEIGHTS)
@@ -127,7 +129,9 @@ def generate(cfg: SyntheticConfig = SyntheticConfig()) -> pa.Table:
             "ts": pa.array(np.r_[ts, ret_ts] * 1_000_000, pa.timestamp("us")),
             "quantity": pa.array(np.where(is_ret, -quantity[all_idx], quantity[all_idx]).astype(np.float64)),
             "unit_price": pa.array(price_of[product[all_idx]]),
-            "product_id": pa.DictionaryArray.from_arrays(product[all_idx].astype(np.int32), pa.array([f"P{i:05d}" for i in range(cfg.n_products)])),
+            "product_id": pa.DictionaryArray.from_arrays(
+                product[all_idx].astype(np.int32), pa.array([f"P{i:05d}" for i in range(cfg.n_products)])
+            ),
             "country": pa.DictionaryArray.from_arrays(country[cust_all].astype(np.int32), pa.array(COUNTRIES)),
             "channel": pa.DictionaryArray.from_arrays(channel[cust_all].astype(np.int32), pa.array(CHANNELS)),
         }

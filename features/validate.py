@@ -9,7 +9,7 @@ add up: input rows = accepted + quarantined. Returns and cancellations are valid
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -94,7 +94,7 @@ def _classify_sql(columns: dict[str, str], types: dict[str, str], mapping: Colum
     return f"""
         WITH numbered AS (SELECT row_number() OVER () AS __row, * FROM raw_source),
         typed AS (
-            SELECT numbered.*, {', '.join(typed)},
+            SELECT numbered.*, {", ".join(typed)},
                    row_number() OVER (PARTITION BY {raw_cols} ORDER BY __row) AS __dup
             FROM numbered
         )
@@ -144,7 +144,7 @@ def ingest(
     ``keep`` names source columns copied as they are into ``table`` (the REST service tags each
     line with its request this way). They are part of the line, so duplicates are found within a tag.
     """
-    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
     source_columns = register_source(con, source)
     columns = mapping.resolve(source_columns)
     types = {row[0]: row[1] for row in con.execute("DESCRIBE raw_source").fetchall()}
@@ -174,7 +174,9 @@ def _report(con, columns, table, quarantine_table) -> ValidationReport:
     accepted, returns, first_ts, last_ts = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE is_return), min(ts), max(ts) FROM {table}"
     ).fetchall()[0]
-    by_reason = dict(con.execute(f"SELECT reason, count(*) FROM {quarantine_table} GROUP BY reason ORDER BY 2 DESC").fetchall())
+    by_reason = dict(
+        con.execute(f"SELECT reason, count(*) FROM {quarantine_table} GROUP BY reason ORDER BY 2 DESC").fetchall()
+    )
     quarantined = sum(by_reason.values())
     input_rows = con.execute("SELECT count(*) FROM raw_source").fetchall()[0][0]
     if input_rows != accepted + quarantined:  # an invariant, so a bug if it fails

@@ -94,7 +94,9 @@ def bgnbd_p_alive(params, x, t_x, T) -> np.ndarray:
 
 def bgnbd_p_purchase(params, x, t_x, T, horizon) -> np.ndarray:
     r, alpha, _, _ = params
-    return bgnbd_p_alive(params, x, t_x, T) * (1.0 - ((alpha + T) / (alpha + T + horizon)) ** (r + np.asarray(x, float)))
+    return bgnbd_p_alive(params, x, t_x, T) * (
+        1.0 - ((alpha + T) / (alpha + T + horizon)) ** (r + np.asarray(x, float))
+    )
 
 
 class BGNBDBaseline(ClassifierMixin, BaseEstimator):
@@ -148,7 +150,9 @@ class BGNBDFeatures(TransformerMixin, BaseEstimator):
         added = {"bgnbd_p_alive": bgnbd_p_alive(self.params_, *summary)}
         for h in (30, 90):
             added[f"bgnbd_p_purchase_{h}d"] = bgnbd_p_purchase(self.params_, *summary, h)
-        return pd.concat([X, pd.DataFrame(added, index=X.index)], axis=1)  # one concat: per-column inserts cost each call
+        return pd.concat(
+            [X, pd.DataFrame(added, index=X.index)], axis=1
+        )  # one concat: per-column inserts cost each call
 
     def get_feature_names_out(self, input_features=None):
         return np.array([*(input_features or []), *BTYD_FEATURES], dtype=object)

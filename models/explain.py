@@ -82,7 +82,7 @@ def _occluded(chunk: pd.DataFrame, columns: list[str], reference: dict) -> pd.Da
             data[column] = series.array.take(rows)
             continue
         values = series.to_numpy()[rows]  # a copy: fancy indexing
-        values[block[column] * n:(block[column] + 1) * n] = reference.get(column, np.nan)
+        values[block[column] * n : (block[column] + 1) * n] = reference.get(column, np.nan)
         data[column] = values if values.dtype != object else pd.Series(values, dtype=object)  # keep text as object
     return pd.DataFrame(data)
 
@@ -91,7 +91,9 @@ def _occlusion(model, X: pd.DataFrame) -> pd.DataFrame:
     columns = model.feature_spec.columns
     parts = []
     for start in range(0, len(X), OCCLUSION_CHUNK):
-        chunk = X.iloc[start:start + OCCLUSION_CHUNK, [X.columns.get_loc(c) for c in [*columns, "customer_id"] if c in X.columns]]
+        chunk = X.iloc[
+            start : start + OCCLUSION_CHUNK, [X.columns.get_loc(c) for c in [*columns, "customer_id"] if c in X.columns]
+        ]
         n = len(chunk)
         p = model.predict_proba(_occluded(chunk, columns, model.reference)).reshape(len(columns) + 1, n)
         parts.append(pd.DataFrame((p[0] - p[1:]).T, index=chunk.index, columns=columns))
@@ -106,7 +108,12 @@ def contributions(model, X: pd.DataFrame) -> pd.DataFrame:
     if model.family in TREE_FAMILIES and pipe is not None and "prep" in pipe.named_steps:
         phi, names = _tree_contributions(pipe, X, model.family)
         inputs = [*model.feature_spec.columns, *BTYD_FEATURES]
-        return pd.DataFrame(phi, index=X.index, columns=names).T.groupby(lambda n: _input_feature(n, inputs), sort=False).sum().T
+        return (
+            pd.DataFrame(phi, index=X.index, columns=names)
+            .T.groupby(lambda n: _input_feature(n, inputs), sort=False)
+            .sum()
+            .T
+        )
     return _occlusion(model, X)
 
 

@@ -7,8 +7,8 @@ standardised; categoricals are one-hot encoded with unknown and rare levels igno
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
@@ -51,7 +51,7 @@ def preprocessor(spec: FeatureSpec, scale: bool, btyd: bool = True) -> ColumnTra
 class Family:
     name: str
     build: Callable[[FeatureSpec, dict, int], object]  # (spec, params, seed) -> unfitted estimator
-    space: Callable[["optuna.Trial"], dict]  # noqa: F821
+    space: Callable[[optuna.Trial], dict]  # noqa: F821
     baseline: bool = False
     tuned: bool = True
 
@@ -62,77 +62,130 @@ def _with_btyd(spec, scale: bool) -> list:
 
 
 def _tree(spec, p, seed):
-    return Pipeline([*_with_btyd(spec, False), ("model", DecisionTreeClassifier(random_state=seed, class_weight="balanced", **p))])
+    return Pipeline(
+        [*_with_btyd(spec, False), ("model", DecisionTreeClassifier(random_state=seed, class_weight="balanced", **p))]
+    )
 
 
 def _forest(spec, p, seed):
-    return Pipeline([*_with_btyd(spec, False), ("model", RandomForestClassifier(random_state=seed, n_jobs=2, class_weight="balanced_subsample", **p))])
+    return Pipeline(
+        [
+            *_with_btyd(spec, False),
+            ("model", RandomForestClassifier(random_state=seed, n_jobs=2, class_weight="balanced_subsample", **p)),
+        ]
+    )
 
 
 def _svm(spec, p, seed):
-    kernel = Pipeline([
-        *_with_btyd(spec, True),
-        ("rbf", Nystroem(kernel="rbf", gamma=p["gamma"], n_components=p["n_components"], random_state=seed)),
-        ("svm", LinearSVC(C=p["C"], class_weight="balanced", random_state=seed)),
-    ])
+    kernel = Pipeline(
+        [
+            *_with_btyd(spec, True),
+            ("rbf", Nystroem(kernel="rbf", gamma=p["gamma"], n_components=p["n_components"], random_state=seed)),
+            ("svm", LinearSVC(C=p["C"], class_weight="balanced", random_state=seed)),
+        ]
+    )
     return CalibratedClassifierCV(kernel, method="sigmoid", cv=3)
 
 
 def _xgb(spec, p, seed):
     from xgboost import XGBClassifier
 
-    return Pipeline([*_with_btyd(spec, False), ("model", XGBClassifier(random_state=seed, n_jobs=2, tree_method="hist", eval_metric="logloss", **p))])
+    return Pipeline(
+        [
+            *_with_btyd(spec, False),
+            ("model", XGBClassifier(random_state=seed, n_jobs=2, tree_method="hist", eval_metric="logloss", **p)),
+        ]
+    )
 
 
 def _lgbm(spec, p, seed):
     from lightgbm import LGBMClassifier
 
-    return Pipeline([*_with_btyd(spec, False), ("model", LGBMClassifier(random_state=seed, n_jobs=2, verbose=-1, deterministic=True, force_row_wise=True, **p))])
+    return Pipeline(
+        [
+            *_with_btyd(spec, False),
+            (
+                "model",
+                LGBMClassifier(random_state=seed, n_jobs=2, verbose=-1, deterministic=True, force_row_wise=True, **p),
+            ),
+        ]
+    )
 
 
 def _logistic(spec, p, seed):
-    return Pipeline([("prep", preprocessor(spec, True, btyd=False)), ("model", LogisticRegression(C=p.get("C", 1.0), max_iter=2000))])
+    return Pipeline(
+        [
+            ("prep", preprocessor(spec, True, btyd=False)),
+            ("model", LogisticRegression(C=p.get("C", 1.0), max_iter=2000)),
+        ]
+    )
 
 
 FAMILIES: dict[str, Family] = {
-    "decision_tree": Family("decision_tree", _tree, lambda t: {
-        "max_depth": t.suggest_int("max_depth", 2, 12),
-        "min_samples_leaf": t.suggest_int("min_samples_leaf", 5, 200, log=True),
-    }),
-    "svm": Family("svm", _svm, lambda t: {
-        "C": t.suggest_float("C", 1e-3, 10, log=True),
-        "gamma": t.suggest_float("gamma", 1e-3, 1.0, log=True),
-        "n_components": t.suggest_int("n_components", 50, 300, step=50),
-    }),
-    "random_forest": Family("random_forest", _forest, lambda t: {
-        "n_estimators": t.suggest_int("n_estimators", 100, 400, step=100),
-        "max_depth": t.suggest_int("max_depth", 4, 16),
-        "min_samples_leaf": t.suggest_int("min_samples_leaf", 2, 50, log=True),
-        "max_features": t.suggest_float("max_features", 0.2, 0.8),
-    }),
-    "xgboost": Family("xgboost", _xgb, lambda t: {
-        "n_estimators": t.suggest_int("n_estimators", 100, 600, step=50),
-        "learning_rate": t.suggest_float("learning_rate", 0.01, 0.2, log=True),
-        "max_depth": t.suggest_int("max_depth", 2, 8),
-        "min_child_weight": t.suggest_float("min_child_weight", 1, 50, log=True),
-        "subsample": t.suggest_float("subsample", 0.6, 1.0),
-        "colsample_bytree": t.suggest_float("colsample_bytree", 0.5, 1.0),
-        "reg_lambda": t.suggest_float("reg_lambda", 1e-2, 10, log=True),
-    }),
-    "lightgbm": Family("lightgbm", _lgbm, lambda t: {
-        "n_estimators": t.suggest_int("n_estimators", 100, 600, step=50),
-        "learning_rate": t.suggest_float("learning_rate", 0.01, 0.2, log=True),
-        "num_leaves": t.suggest_int("num_leaves", 7, 63),
-        "min_child_samples": t.suggest_int("min_child_samples", 10, 200, log=True),
-        "subsample": t.suggest_float("subsample", 0.6, 1.0),
-        "subsample_freq": 1,
-        "colsample_bytree": t.suggest_float("colsample_bytree", 0.5, 1.0),
-        "reg_lambda": t.suggest_float("reg_lambda", 1e-2, 10, log=True),
-    }),
+    "decision_tree": Family(
+        "decision_tree",
+        _tree,
+        lambda t: {
+            "max_depth": t.suggest_int("max_depth", 2, 12),
+            "min_samples_leaf": t.suggest_int("min_samples_leaf", 5, 200, log=True),
+        },
+    ),
+    "svm": Family(
+        "svm",
+        _svm,
+        lambda t: {
+            "C": t.suggest_float("C", 1e-3, 10, log=True),
+            "gamma": t.suggest_float("gamma", 1e-3, 1.0, log=True),
+            "n_components": t.suggest_int("n_components", 50, 300, step=50),
+        },
+    ),
+    "random_forest": Family(
+        "random_forest",
+        _forest,
+        lambda t: {
+            "n_estimators": t.suggest_int("n_estimators", 100, 400, step=100),
+            "max_depth": t.suggest_int("max_depth", 4, 16),
+            "min_samples_leaf": t.suggest_int("min_samples_leaf", 2, 50, log=True),
+            "max_features": t.suggest_float("max_features", 0.2, 0.8),
+        },
+    ),
+    "xgboost": Family(
+        "xgboost",
+        _xgb,
+        lambda t: {
+            "n_estimators": t.suggest_int("n_estimators", 100, 600, step=50),
+            "learning_rate": t.suggest_float("learning_rate", 0.01, 0.2, log=True),
+            "max_depth": t.suggest_int("max_depth", 2, 8),
+            "min_child_weight": t.suggest_float("min_child_weight", 1, 50, log=True),
+            "subsample": t.suggest_float("subsample", 0.6, 1.0),
+            "colsample_bytree": t.suggest_float("colsample_bytree", 0.5, 1.0),
+            "reg_lambda": t.suggest_float("reg_lambda", 1e-2, 10, log=True),
+        },
+    ),
+    "lightgbm": Family(
+        "lightgbm",
+        _lgbm,
+        lambda t: {
+            "n_estimators": t.suggest_int("n_estimators", 100, 600, step=50),
+            "learning_rate": t.suggest_float("learning_rate", 0.01, 0.2, log=True),
+            "num_leaves": t.suggest_int("num_leaves", 7, 63),
+            "min_child_samples": t.suggest_int("min_child_samples", 10, 200, log=True),
+            "subsample": t.suggest_float("subsample", 0.6, 1.0),
+            "subsample_freq": 1,
+            "colsample_bytree": t.suggest_float("colsample_bytree", 0.5, 1.0),
+            "reg_lambda": t.suggest_float("reg_lambda", 1e-2, 10, log=True),
+        },
+    ),
     "logistic": Family("logistic", _logistic, lambda t: {"C": t.suggest_float("C", 1e-3, 10, log=True)}, baseline=True),
-    "recency_rule": Family("recency_rule", lambda spec, p, seed: RecencyRule(), lambda t: {}, baseline=True, tuned=False),
+    "recency_rule": Family(
+        "recency_rule", lambda spec, p, seed: RecencyRule(), lambda t: {}, baseline=True, tuned=False
+    ),
     "bgnbd": Family(
-        "bgnbd", lambda spec, p, seed: BGNBDBaseline(p["horizon_days"], p["target"]), lambda t: {}, baseline=True, tuned=False
+        "bgnbd",
+        lambda spec, p, seed: BGNBDBaseline(p["horizon_days"], p["target"]),
+        lambda t: {},
+        baseline=True,
+        tuned=False,
     ),
 }
 CANDIDATES = ("decision_tree", "svm", "random_forest", "xgboost", "lightgbm")

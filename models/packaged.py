@@ -16,14 +16,19 @@ import sklearn
 from features.errors import PropensityError
 from models.spec import FeatureSpec
 
-
 DIRECT_PROBE_ROWS = 1_000
 
 
 class PropensityModel(mlflow.pyfunc.PythonModel):
     def __init__(
-        self, estimator, spec: FeatureSpec, task: str, family: str, horizon_days: int,
-        reference: dict | None = None, clusters: dict | None = None,
+        self,
+        estimator,
+        spec: FeatureSpec,
+        task: str,
+        family: str,
+        horizon_days: int,
+        reference: dict | None = None,
+        clusters: dict | None = None,
     ):
         self.estimator = estimator
         self.spec = spec.to_dict()
@@ -46,10 +51,14 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
         # The estimator's parameters were validated when it was fitted; re-checking them costs every call ~0.5 ms.
         with sklearn.config_context(skip_parameter_validation=True):
             direct = self.__dict__.get("_direct")
-            if direct is None:  # first call: take the direct path from now on only if it gives the library's answer to the bit
+            if (
+                direct is None
+            ):  # first call: take the direct path from now on only if it gives the library's answer to the bit
                 found = _direct_path(self.estimator)
                 want = self.estimator.predict_proba(X)[:, 1]
-                probe = slice(0, DIRECT_PROBE_ROWS)  # rows are scored independently: a sample checks it at no cost for a large batch
+                probe = slice(
+                    0, DIRECT_PROBE_ROWS
+                )  # rows are scored independently: a sample checks it at no cost for a large batch
                 self.__dict__["_direct"] = found if found and _same(found, X.iloc[probe], want[probe]) else False
                 return want
             return direct(X) if direct else self.estimator.predict_proba(X)[:, 1]
@@ -57,7 +66,7 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_direct"}  # found again after loading
 
-    def limit_threads(self, n: int = 1) -> "PropensityModel":
+    def limit_threads(self, n: int = 1) -> PropensityModel:
         """Run every fitted step on at most ``n`` threads (the REST service scores a few rows at a time).
 
         Spreading one row over threads only adds hand-offs, and OpenMP's spinning workers (XGBoost,
@@ -71,9 +80,15 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
             if step is None or id(step) in seen:
                 continue
             seen.add(id(step))
-            todo += [getattr(step, "estimator", None), *getattr(step, "calibrated_classifiers_", ()),
-                     *(s for _, s in getattr(step, "steps", ())), *(t for _, t, _ in getattr(step, "transformers_", ()))]
-            if getattr(step, "n_jobs", None) not in (None, n) and not isinstance(step, FrozenEstimator):  # it refuses set_params
+            todo += [
+                getattr(step, "estimator", None),
+                *getattr(step, "calibrated_classifiers_", ()),
+                *(s for _, s in getattr(step, "steps", ())),
+                *(t for _, t, _ in getattr(step, "transformers_", ())),
+            ]
+            if getattr(step, "n_jobs", None) not in (None, n) and not isinstance(
+                step, FrozenEstimator
+            ):  # it refuses set_params
                 step.set_params(n_jobs=n)  # XGBoost passes it on to its fitted booster
         return self
 
@@ -116,7 +131,11 @@ def _direct_path(estimator):
     inner = fitted.estimator.estimator if isinstance(fitted.estimator, FrozenEstimator) else fitted.estimator
     if len(fitted.calibrators) != 1 or list(inner.classes_) != list(estimator.classes_):
         return None
-    steps, final = ([_transform(s) for _, s in inner.steps[:-1] if s not in (None, "passthrough")], inner.steps[-1][1]) if isinstance(inner, Pipeline) else ([], inner)
+    steps, final = (
+        ([_transform(s) for _, s in inner.steps[:-1] if s not in (None, "passthrough")], inner.steps[-1][1])
+        if isinstance(inner, Pipeline)
+        else ([], inner)
+    )
     decision = hasattr(inner, "decision_function")  # the calibrator was fitted on what the wrapper prefers
     calibrator = fitted.calibrators[0]
 
@@ -126,7 +145,7 @@ def _direct_path(estimator):
             for step in steps:
                 X = step(X)
             p = calibrator.predict(final.decision_function(X) if decision else final.predict_proba(X)[:, 1])
-        return np.where((1.0 < p) & (p <= 1.0 + 1e-5), 1.0, p)  # as the wrapper rounds a hair above 1
+        return np.where((p > 1.0) & (p <= 1.0 + 1e-5), 1.0, p)  # as the wrapper rounds a hair above 1
 
     return predict
 
@@ -147,8 +166,13 @@ def _transform(step):
             for part in parts:
                 X = part(X)
             return X
+
         return run
-    if isinstance(step, ColumnTransformer) and not step.sparse_output_ and getattr(step, "_sklearn_output_config", {}).get("transform") in (None, "default"):
+    if (
+        isinstance(step, ColumnTransformer)
+        and not step.sparse_output_
+        and getattr(step, "_sklearn_output_config", {}).get("transform") in (None, "default")
+    ):
         parts = [(list(c), t) for _, t, c in step.transformers_ if not (isinstance(t, str) and t == "drop") and len(c)]
         if all(not isinstance(t, str) and all(isinstance(name, str) for name in c) for c, t in parts):  # no passthrough
             parts = [(c, _transform(t)) for c, t in parts]

@@ -65,7 +65,9 @@ def load_model(task: str, version: int | None = None):
     try:
         return mlflow.pyfunc.load_model(uri).unwrap_python_model()
     except MlflowException:
-        raise PropensityError(f"No registered model at {uri}: train one first with `propensity train --task {task}`.") from None
+        raise PropensityError(
+            f"No registered model at {uri}: train one first with `propensity train --task {task}`."
+        ) from None
 
 
 def model_version_info(task: str, version: int | None = None) -> dict:

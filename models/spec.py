@@ -19,15 +19,17 @@ class FeatureSpec:
         return [*self.numeric, *self.categorical]
 
     @classmethod
-    def union(cls, *specs: "FeatureSpec") -> "FeatureSpec":
+    def union(cls, *specs: FeatureSpec) -> FeatureSpec:
         """Every column any of the specs takes, each once, in first-seen order."""
-        return cls(*(tuple(dict.fromkeys(c for s in specs for c in getattr(s, kind))) for kind in ("numeric", "categorical")))
+        return cls(
+            *(tuple(dict.fromkeys(c for s in specs for c in getattr(s, kind))) for kind in ("numeric", "categorical"))
+        )
 
     def to_dict(self) -> dict:
         return {k: list(v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FeatureSpec":
+    def from_dict(cls, data: dict) -> FeatureSpec:
         return cls(tuple(data["numeric"]), tuple(data["categorical"]))
 
 
@@ -51,9 +53,20 @@ def model_input(frame, spec: FeatureSpec):
     try:
         block = frame[numeric].to_numpy(dtype="float64", na_value=np.nan)
     except (TypeError, ValueError):  # text that holds numbers
-        block = np.column_stack([pd.to_numeric(frame[c]).to_numpy(dtype="float64", na_value=np.nan) for c in numeric]) if numeric else None
-    out = pd.DataFrame(block, index=frame.index, columns=numeric)  # one float block: later row stacking and selection stay cheap
-    text = {c: pd.Series(np.where(pd.isna(v := frame[c].to_numpy(dtype=object)), None, v), index=frame.index, dtype=object) for c in spec.categorical}
+        block = (
+            np.column_stack([pd.to_numeric(frame[c]).to_numpy(dtype="float64", na_value=np.nan) for c in numeric])
+            if numeric
+            else None
+        )
+    out = pd.DataFrame(
+        block, index=frame.index, columns=numeric
+    )  # one float block: later row stacking and selection stay cheap
+    text = {
+        c: pd.Series(np.where(pd.isna(v := frame[c].to_numpy(dtype=object)), None, v), index=frame.index, dtype=object)
+        for c in spec.categorical
+    }
     if "customer_id" in frame.columns:
         text["customer_id"] = frame["customer_id"]
-    return pd.concat([out, pd.DataFrame(text, index=frame.index)], axis=1) if text else out  # one concat, not a column at a time
+    return (
+        pd.concat([out, pd.DataFrame(text, index=frame.index)], axis=1) if text else out
+    )  # one concat, not a column at a time

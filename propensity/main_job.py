@@ -38,7 +38,12 @@ def training_cutoffs(first_ts, last_ts, horizons: Horizons) -> list:
 
 
 def run_main_job(
-    data_dir: Path | None = None, lines: int = 200_000, seed: int = 42, regenerate: bool = False, train: bool = True, progress=lambda _: None
+    data_dir: Path | None = None,
+    lines: int = 200_000,
+    seed: int = 42,
+    regenerate: bool = False,
+    train: bool = True,
+    progress=lambda _: None,
 ) -> MainJobResult:
     import pyarrow.parquet as pq
 

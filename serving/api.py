@@ -42,7 +42,15 @@ from features.segments import load_segment_rules, segment_reference
 from features.sources import Source
 from features.store import connect_store, store_path
 from features.validate import ingest
-from serving.predictor import LIFECYCLE_INPUTS, Models, load_models, reference_columns, require_model_inputs, risk_list, score_features
+from serving.predictor import (
+    LIFECYCLE_INPUTS,
+    Models,
+    load_models,
+    reference_columns,
+    require_model_inputs,
+    risk_list,
+    score_features,
+)
 from serving.reasons import REASON_COLUMNS
 
 API_KEY_ENV = "PROPENSITY_API_KEY"
@@ -112,7 +120,9 @@ class ScoredCustomer(BaseModel):
 class ScoreResponse(BaseModel):
     customers: list[ScoredCustomer]
     quarantined: dict[str, int] = Field(default_factory=dict, description="Lines rejected by validation, by reason.")
-    segments_reference: date | None = Field(None, description="The batch run whose population the segments are placed against.")
+    segments_reference: date | None = Field(
+        None, description="The batch run whose population the segments are placed against."
+    )
 
 
 def _slots(ids: pd.Series) -> np.ndarray:
@@ -239,13 +249,17 @@ class Service:
         """The prepared feature query for the columns the accepted lines have (one per column set, any as_of)."""
         key = tuple(row[:2] for row in self.con.execute(f"DESCRIBE {ACCEPTED}").fetchall())
         if key not in self.compiled:
-            self.compiled[key] = CompiledFeatures(self.con, f"(SELECT * EXCLUDE ({TAG}) FROM {ACCEPTED})", f"lines{next(self.names)}")
+            self.compiled[key] = CompiledFeatures(
+                self.con, f"(SELECT * EXCLUDE ({TAG}) FROM {ACCEPTED})", f"lines{next(self.names)}"
+            )
             while len(self.compiled) > COMPILED_CACHE:
                 self.compiled.popitem(last=False)[1].close(self.con)
         self.compiled.move_to_end(key)
         return self.compiled[key]
 
-    def features_from_lines(self, jobs: dict[int, ScoreRequest]) -> tuple[pd.DataFrame | None, dict[int, PropensityError], dict[int, dict]]:
+    def features_from_lines(
+        self, jobs: dict[int, ScoreRequest]
+    ) -> tuple[pd.DataFrame | None, dict[int, PropensityError], dict[int, dict]]:
         """Features of several requests' lines (with the same columns) in one validation and one query.
 
         Each line carries its request's slot through validation; customer ids become slot + SEP + id,
@@ -259,26 +273,43 @@ class Service:
         frame["ts"] = stamps.astype("datetime64[us]")
         ingest(self.con, Source(frame=frame), self.mapping, keep=(TAG,), table=ACCEPTED)
         quarantined: dict[int, dict] = {k: {} for k in jobs}
-        for slot, reason, n in self.con.execute(f"SELECT {TAG}, reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 3 DESC, 2").fetchall():
+        for slot, reason, n in self.con.execute(
+            f"SELECT {TAG}, reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 3 DESC, 2"
+        ).fetchall():
             quarantined[int(slot)][reason] = n
-        accepted = {int(k): last.date() for k, last in self.con.execute(f"SELECT {TAG}, max(ts) FROM {ACCEPTED} GROUP BY 1").fetchall()}
-        errors = {k: PropensityError(f"None of the {len(job.transactions)} lines passed validation: {quarantined[k]}.")
-                  for k, job in jobs.items() if k not in accepted}
+        accepted = {
+            int(k): last.date()
+            for k, last in self.con.execute(f"SELECT {TAG}, max(ts) FROM {ACCEPTED} GROUP BY 1").fetchall()
+        }
+        errors = {
+            k: PropensityError(f"None of the {len(job.transactions)} lines passed validation: {quarantined[k]}.")
+            for k, job in jobs.items()
+            if k not in accepted
+        }
         if not accepted:
             return None, errors, quarantined
-        cutoffs = {k: as_cutoff(jobs[k].as_of) if jobs[k].as_of else last + timedelta(days=1) for k, last in accepted.items()}
+        cutoffs = {
+            k: as_cutoff(jobs[k].as_of) if jobs[k].as_of else last + timedelta(days=1) for k, last in accepted.items()
+        }
         query = self._features_query()
-        query.load(self.con, f"SELECT * EXCLUDE ({TAG}) REPLACE (CAST({TAG} AS VARCHAR) || chr(31) || customer_id AS customer_id) FROM {ACCEPTED}")
+        query.load(
+            self.con,
+            f"SELECT * EXCLUDE ({TAG}) REPLACE (CAST({TAG} AS VARCHAR) || chr(31) || customer_id AS customer_id) FROM {ACCEPTED}",
+        )
         query.set_cutoffs(self.con, list(cutoffs.values()))
         features = query.run(self.con)
         slots = _slots(features["customer_id"])
-        wanted = np.full(max(slots.max(initial=0), *cutoffs) + 1, np.datetime64("NaT"), dtype="datetime64[ns]")  # NaT: no cutoff, no row
+        wanted = np.full(
+            max(slots.max(initial=0), *cutoffs) + 1, np.datetime64("NaT"), dtype="datetime64[ns]"
+        )  # NaT: no cutoff, no row
         wanted[list(cutoffs)] = [np.datetime64(c, "ns") for c in cutoffs.values()]
         mine = features["as_of"].to_numpy() == wanted[slots]  # each request at its own cutoff
         features, found = features[mine].reset_index(drop=True), set(slots[mine].tolist())
         for k, cutoff in cutoffs.items():
             if k not in found:
-                errors[k] = PropensityError(f"None of these customers bought in the 365 days before {cutoff}: nothing to score.")
+                errors[k] = PropensityError(
+                    f"None of these customers bought in the 365 days before {cutoff}: nothing to score."
+                )
         try:
             require_model_inputs(features, self.models)  # the same columns for every request of this group
         except PropensityError as exc:
@@ -286,13 +317,22 @@ class Service:
         return features, errors, quarantined
 
     def _wanted_columns(self) -> set[str]:
-        wanted = {"customer_id", "net_spend_total", "tenure_days", *LIFECYCLE_INPUTS, *reference_columns(self.rules),
-                  *self.models.churn.feature_spec.columns, *self.models.purchase.feature_spec.columns}
+        wanted = {
+            "customer_id",
+            "net_spend_total",
+            "tenure_days",
+            *LIFECYCLE_INPUTS,
+            *reference_columns(self.rules),
+            *self.models.churn.feature_spec.columns,
+            *self.models.purchase.feature_spec.columns,
+        }
         if self.models.churn.clusters:
             wanted |= set(self.models.churn.clusters["columns"])
         return wanted
 
-    def features_from_rows(self, jobs: dict[int, ScoreRequest]) -> tuple[pd.DataFrame | None, dict[int, PropensityError]]:
+    def features_from_rows(
+        self, jobs: dict[int, ScoreRequest]
+    ) -> tuple[pd.DataFrame | None, dict[int, PropensityError]]:
         """Several requests' feature rows as one frame (ids tagged with the request), and the errors of those refused."""
         wanted, errors, good = self._wanted_columns(), {}, {}
         for k, job in jobs.items():
@@ -305,9 +345,15 @@ class Service:
             return None, errors
         records = [row for job in good.values() for row in job.features]
         slots = np.repeat(list(good), [len(job.features) for job in good.values()])
-        categorical = {*self.models.churn.feature_spec.categorical, *self.models.purchase.feature_spec.categorical, "customer_id"}
+        categorical = {
+            *self.models.churn.feature_spec.categorical,
+            *self.models.purchase.feature_spec.categorical,
+            "customer_id",
+        }
         data = {}
-        for column in dict.fromkeys(c for row in records for c in row):  # typed column by column: one frame, no per-column astype
+        for column in dict.fromkeys(
+            c for row in records for c in row
+        ):  # typed column by column: one frame, no per-column astype
             values = [row.get(column) for row in records]
             if column in wanted and column not in categorical:
                 try:
@@ -316,11 +362,21 @@ class Service:
                     if len(good) > 1:  # find the request at fault
                         parts = [self.features_from_rows({k: job}) for k, job in good.items()]
                         frames = [f for f, _ in parts if f is not None]
-                        return (pd.concat(frames, ignore_index=True) if frames else None), {**errors, **{k: e for _, err in parts for k, e in err.items()}}
-                    return None, {**errors, **dict.fromkeys(good, PropensityError(f"The feature {column!r} must be a number in every row."))}
+                        return (pd.concat(frames, ignore_index=True) if frames else None), {
+                            **errors,
+                            **{k: e for _, err in parts for k, e in err.items()},
+                        }
+                    return None, {
+                        **errors,
+                        **dict.fromkeys(
+                            good, PropensityError(f"The feature {column!r} must be a number in every row.")
+                        ),
+                    }
             else:
                 data[column] = pd.Series(values, dtype=object)
-        data["customer_id"] = pd.Series([f"{k}{SEP}{i}" for k, i in zip(slots.tolist(), data["customer_id"])], dtype=object)
+        data["customer_id"] = pd.Series(
+            [f"{k}{SEP}{i}" for k, i in zip(slots.tolist(), data["customer_id"])], dtype=object
+        )
         as_of = {k: np.datetime64(as_cutoff(job.as_of) if job.as_of else date.today(), "s") for k, job in good.items()}
         data["as_of"] = np.array([as_of[k] for k in slots.tolist()], dtype="datetime64[s]")
         return pd.DataFrame(data), errors
@@ -336,10 +392,16 @@ class Service:
         quarantined: dict[int, dict] = {}
         by_columns: dict[frozenset, dict[int, ScoreRequest]] = {}
         for k, request in enumerate(requests):
-            if request.transactions:  # a missing column must not become nulls in a concatenation: one group per column set
+            if (
+                request.transactions
+            ):  # a missing column must not become nulls in a concatenation: one group per column set
                 columns = frozenset(c for t in request.transactions for c in t.model_fields_set)
                 by_columns.setdefault(columns, {})[k] = request
-        groups = [self.features_from_rows({k: r for k, r in enumerate(requests) if r.features})] if any(r.features for r in requests) else []
+        groups = (
+            [self.features_from_rows({k: r for k, r in enumerate(requests) if r.features})]
+            if any(r.features for r in requests)
+            else []
+        )
         groups += [self.features_from_lines(jobs) for jobs in by_columns.values()]
         for frame, failed, *counts in groups:
             if frame is not None:
@@ -351,14 +413,20 @@ class Service:
             reference, reference_as_of = self.reference, self.scores_as_of
         answers: list[ScoreResponse | PropensityError | None] = [errors.get(k) for k in range(len(requests))]
         if frames:
-            scored = score_features(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True), self.models, reference)
+            scored = score_features(
+                frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True), self.models, reference
+            )
             mine: dict[int, list] = {}
             for record in _records(scored, skip=("rank",)):  # a batch rank means nothing to one request
                 slot, record["customer_id"] = record["customer_id"].split(SEP, 1)
                 mine.setdefault(int(slot), []).append(record)
             for k in range(len(requests)):
                 if answers[k] is None:
-                    answers[k] = ScoreResponse(customers=mine.get(k, []), quarantined=quarantined.get(k, {}), segments_reference=reference_as_of)
+                    answers[k] = ScoreResponse(
+                        customers=mine.get(k, []),
+                        quarantined=quarantined.get(k, {}),
+                        segments_reference=reference_as_of,
+                    )
         return answers
 
     def close(self) -> None:
@@ -375,7 +443,11 @@ class Service:
 
     def customer(self, customer_id: str) -> dict:
         if not len(self.by_id) or customer_id not in self.by_id.index:
-            where = f"the batch scores as of {self.scores_as_of}" if self.scores_as_of else "any batch scores (none are loaded)"
+            where = (
+                f"the batch scores as of {self.scores_as_of}"
+                if self.scores_as_of
+                else "any batch scores (none are loaded)"
+            )
             raise HTTPException(404, f"Customer {customer_id!r} is not in {where}.")
         return _records(self.by_id.loc[[customer_id]])[0]
 
@@ -388,9 +460,15 @@ class Service:
             model = getattr(self.models, task)
             metrics = client.get_run(info["run_id"]).data.metrics
             out[task] = {
-                "name": info["name"], "version": info["version"], "family": model.family, "horizon_days": model.horizon_days,
-                "test_metrics": {k.removeprefix("champion_test_"): v for k, v in metrics.items() if k.startswith("champion_test_")},
-                "feature_spec": model.feature_spec.to_dict(), "tags": info["tags"],
+                "name": info["name"],
+                "version": info["version"],
+                "family": model.family,
+                "horizon_days": model.horizon_days,
+                "test_metrics": {
+                    k.removeprefix("champion_test_"): v for k, v in metrics.items() if k.startswith("champion_test_")
+                },
+                "feature_spec": model.feature_spec.to_dict(),
+                "tags": info["tags"],
             }
         return out
 
@@ -432,7 +510,12 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
         if owned:  # a service handed in belongs to the caller
             service.close()
 
-    app = FastAPI(title="Propensity", version="1", description="Churn and purchase propensity: scores, segments, reasons, actions.", lifespan=lifespan)
+    app = FastAPI(
+        title="Propensity",
+        version="1",
+        description="Churn and purchase propensity: scores, segments, reasons, actions.",
+        lifespan=lifespan,
+    )
     app.state.service = service
 
     async def require_key(request: Request) -> None:
@@ -457,8 +540,12 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "models": {t: i["version"] for t, i in service.models.info.items()},
-                "scores_as_of": service.scores_as_of, "customers": len(service.scores)}
+        return {
+            "status": "ok",
+            "models": {t: i["version"] for t, i in service.models.info.items()},
+            "scores_as_of": service.scores_as_of,
+            "customers": len(service.scores),
+        }
 
     @app.get("/model", dependencies=auth)
     def model() -> dict:
@@ -467,7 +554,9 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
     @app.post("/score", dependencies=auth, response_model=ScoreResponse)
     async def score(request: ScoreRequest) -> Response:
         result = await asyncio.wrap_future(service.submit(request))
-        return Response(result.model_dump_json(), media_type="application/json")  # already validated: skip a second pass
+        return Response(
+            result.model_dump_json(), media_type="application/json"
+        )  # already validated: skip a second pass
 
     @app.get("/customers/{customer_id}", dependencies=auth, response_model=ScoredCustomer)
     def customer(customer_id: str) -> dict:

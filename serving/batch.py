@@ -49,7 +49,9 @@ def export_scores(scores: pd.DataFrame, folder: Path) -> list[Path]:
     return [write_frame(scores, Path(folder) / f"scores_{stamp}.{ext}") for ext in ("parquet", "csv")]
 
 
-def scores_as_of(con: duckdb.DuckDBPyConnection, as_of: date | None = None, before: bool = False) -> pd.DataFrame | None:
+def scores_as_of(
+    con: duckdb.DuckDBPyConnection, as_of: date | None = None, before: bool = False
+) -> pd.DataFrame | None:
     """The stored scores of one run: ``as_of`` itself, the latest before it (``before``), or the latest of all."""
     if not has_table(con, "scores"):
         return None
@@ -79,10 +81,14 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = PSI_BINS) -> float
 
 def segment_migration(previous: pd.DataFrame, current: pd.DataFrame, column: str = "rfm_segment") -> pd.DataFrame:
     """Customers scored in both runs, counted by (from, to) segment; new and gone customers have their own rows."""
-    both = previous[["customer_id", column]].merge(current[["customer_id", column]], on="customer_id", how="outer", suffixes=("_from", "_to"))
+    both = previous[["customer_id", column]].merge(
+        current[["customer_id", column]], on="customer_id", how="outer", suffixes=("_from", "_to")
+    )
     both = both.fillna({f"{column}_from": "(new)", f"{column}_to": "(gone)"})
     table = both.groupby([f"{column}_from", f"{column}_to"]).size().rename("customers").reset_index()
-    return table.rename(columns={f"{column}_from": "from", f"{column}_to": "to"}).sort_values("customers", ascending=False, ignore_index=True)
+    return table.rename(columns={f"{column}_from": "from", f"{column}_to": "to"}).sort_values(
+        "customers", ascending=False, ignore_index=True
+    )
 
 
 def compare_runs(previous: pd.DataFrame | None, current: pd.DataFrame) -> dict:
@@ -111,7 +117,11 @@ class BatchResult:
 
 
 def run_batch(
-    log: Log, models: Models, exports: Path, as_of: date | str | None = None, reasons_share: float = 1.0,
+    log: Log,
+    models: Models,
+    exports: Path,
+    as_of: date | str | None = None,
+    reasons_share: float = 1.0,
     progress=lambda step: None,
 ) -> BatchResult:
     """Score, store, export and record one as_of. ``log.con`` must be writable (the ``scores`` table)."""
@@ -136,8 +146,10 @@ def run_batch(
     timings["total_s"] = time.perf_counter() - t_all
     manifest = {
         "as_of": str(cutoff),
-        "models": {task: {k: v for k, v in info.items() if k != "tags"} | {"family": info["tags"].get("family")}
-                   for task, info in models.info.items()},
+        "models": {
+            task: {k: v for k, v in info.items() if k != "tags"} | {"family": info["tags"].get("family")}
+            for task, info in models.info.items()
+        },
         "data_window": {"first_ts": str(first_ts), "last_ts": str(last_ts)},
         "rows": {
             "log_lines": int(log.table.count().to_pyarrow().as_py()),
@@ -158,12 +170,18 @@ def run_batch(
     return BatchResult(scores, manifest, [*paths, manifest_path])
 
 
-def score_store(data_dir: Path | None, models: Models, as_of: date | str | None = None, reasons_share: float = 1.0,
-                progress=lambda step: None) -> BatchResult:
+def score_store(
+    data_dir: Path | None,
+    models: Models,
+    as_of: date | str | None = None,
+    reasons_share: float = 1.0,
+    progress=lambda step: None,
+) -> BatchResult:
     """Batch-score the embedded store's log (exports under ``<data dir>/exports``)."""
     import ibis
 
-    from features.store import connect_store, data_dir as resolve_data_dir, require_table, store_path
+    from features.store import connect_store, require_table, store_path
+    from features.store import data_dir as resolve_data_dir
 
     con = connect_store(store_path(data_dir))
     try:
@@ -180,10 +198,21 @@ def log_manifest(manifest: dict) -> str:
 
     with mlflow.start_run(run_name=f"score-{manifest['as_of']}", nested=mlflow.active_run() is not None) as run:
         mlflow.set_tags({"kind": "batch-scoring", "as_of": manifest["as_of"]})
-        mlflow.log_params({"as_of": manifest["as_of"], **{f"{task}_model_version": m["version"] for task, m in manifest["models"].items()}})
-        metrics = {"customers_scored": manifest["rows"]["customers_scored"], "log_lines": manifest["rows"]["log_lines"],
-                   "value_at_risk_total": manifest["value_at_risk_total"], **manifest["timings_s"]}
-        metrics.update({k: v for k, v in manifest["comparison"].items() if isinstance(v, (int, float)) and v is not None})
+        mlflow.log_params(
+            {
+                "as_of": manifest["as_of"],
+                **{f"{task}_model_version": m["version"] for task, m in manifest["models"].items()},
+            }
+        )
+        metrics = {
+            "customers_scored": manifest["rows"]["customers_scored"],
+            "log_lines": manifest["rows"]["log_lines"],
+            "value_at_risk_total": manifest["value_at_risk_total"],
+            **manifest["timings_s"],
+        }
+        metrics.update(
+            {k: v for k, v in manifest["comparison"].items() if isinstance(v, (int, float)) and v is not None}
+        )
         mlflow.log_metrics(metrics)
         mlflow.log_dict(manifest, "manifest.json")
         return run.info.run_id
@@ -197,8 +226,14 @@ def write_report(con: duckdb.DuckDBPyConnection, folder: Path, as_of: date | str
 
     scores = scores_as_of(con, as_cutoff(as_of) if as_of else None)
     if scores is None or scores.empty:
-        raise PropensityError(f"There are no scores{' as of ' + str(as_of) if as_of else ''} to report on: run `propensity score` first.")
+        raise PropensityError(
+            f"There are no scores{' as of ' + str(as_of) if as_of else ''} to report on: run `propensity score` first."
+        )
     cutoff = pd.Timestamp(scores["as_of"].iloc[0]).date()
-    info = {task: model_version_info(task, int(scores[f"{task}_model_version"].iloc[0]) if f"{task}_model_version" in scores else None)
-            for task in ("churn", "purchase")}
+    info = {
+        task: model_version_info(
+            task, int(scores[f"{task}_model_version"].iloc[0]) if f"{task}_model_version" in scores else None
+        )
+        for task in ("churn", "purchase")
+    }
     return build_report(scores, scores_as_of(con, cutoff, before=True), info, Path(folder) / cutoff.isoformat())

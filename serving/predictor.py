@@ -16,10 +16,10 @@ import pandas as pd
 import yaml
 
 from features.build import as_cutoff, build_features, data_window
+from features.clusters import ClusterModel
 from features.definitions import FEATURES
 from features.errors import PropensityError
 from features.pipeline import Log
-from features.clusters import ClusterModel
 from features.segments import SegmentReference, SegmentRules, assign_segments, load_segment_rules
 from models.explain import btyd_values, contributions
 from models.spec import FeatureSpec, model_input
@@ -47,7 +47,8 @@ def load_models(churn_version: int | None = None, purchase_version: int | None =
 
     versions = {"churn": churn_version, "purchase": purchase_version}
     return Models(
-        load_model("churn", churn_version), load_model("purchase", purchase_version),
+        load_model("churn", churn_version),
+        load_model("purchase", purchase_version),
         {task: model_version_info(task, v) for task, v in versions.items()},
     )
 
@@ -85,7 +86,9 @@ def _actions(segments: np.ndarray) -> np.ndarray:
     """The configured action per RFM segment (the default for a segment the table lacks)."""
     actions = load_actions()
     codes, uniques = pd.factorize(segments)
-    labels = np.array([*(actions["actions"].get(u, actions["default"]) for u in uniques), actions["default"]], dtype=object)
+    labels = np.array(
+        [*(actions["actions"].get(u, actions["default"]) for u in uniques), actions["default"]], dtype=object
+    )
     return labels[codes]  # code -1 (a missing segment) takes the last label, the default
 
 
@@ -100,7 +103,10 @@ def _cluster_model(model) -> ClusterModel | None:
 
 
 def score_features(
-    features: pd.DataFrame, models: Models, reference: SegmentReference | None = None, reasons_share: float = 1.0,
+    features: pd.DataFrame,
+    models: Models,
+    reference: SegmentReference | None = None,
+    reasons_share: float = 1.0,
     reasons_from_value_at_risk: float | None = None,
 ) -> pd.DataFrame:
     """Score feature rows: the one scoring path batch scoring and the REST service share.
@@ -113,7 +119,9 @@ def score_features(
     """
     rules = load_segment_rules()
     require_model_inputs(features, models)
-    X = model_input(features, FeatureSpec.union(models.churn.feature_spec, models.purchase.feature_spec))  # each model takes its columns
+    X = model_input(
+        features, FeatureSpec.union(models.churn.feature_spec, models.purchase.feature_spec)
+    )  # each model takes its columns
     p_churn = models.churn.predict_proba(X)
     p_purchase = models.purchase.predict_proba(X)
     value = expected_value(features, models.churn.horizon_days)
@@ -127,7 +135,10 @@ def score_features(
         "as_of": features["as_of"].to_numpy()[order],
         "rank": np.arange(1, len(features) + 1),
         **{c: features[c].to_numpy()[order] for c in reference_columns(rules) if c in features.columns},
-        "p_churn": p_churn[order], "p_purchase": p_purchase[order], "expected_value": value[order], "value_at_risk": at_risk[order],
+        "p_churn": p_churn[order],
+        "p_purchase": p_purchase[order],
+        "expected_value": value[order],
+        "value_at_risk": at_risk[order],
         **{c: segments[c].to_numpy()[order] for c in segments.columns},
         "cluster": clusters.assign(features)[order] if clusters else np.full(len(features), -1),
         "action": _actions(segments["rfm_segment"].to_numpy()[order]),
@@ -146,7 +157,9 @@ def score_features(
     return pd.DataFrame(columns)
 
 
-def score_customers(log: Log, as_of: date | str, models: Models, lookback_days: int = 365, reasons_share: float = 1.0) -> pd.DataFrame:
+def score_customers(
+    log: Log, as_of: date | str, models: Models, lookback_days: int = 365, reasons_share: float = 1.0
+) -> pd.DataFrame:
     """One row per eligible customer as of a date, ranked by value at risk (highest first)."""
     as_of = as_cutoff(as_of)
     features = build_features(log.table, [as_of], lookback_days)
@@ -155,7 +168,9 @@ def score_customers(log: Log, as_of: date | str, models: Models, lookback_days: 
     return score_features(features, models, reasons_share=reasons_share)
 
 
-def risk_list(scores: pd.DataFrame, top: int, by: str = "value-at-risk", segment: list[str] | None = None, min_value: float = 0.0) -> pd.DataFrame:
+def risk_list(
+    scores: pd.DataFrame, top: int, by: str = "value-at-risk", segment: list[str] | None = None, min_value: float = 0.0
+) -> pd.DataFrame:
     """The retention team's list: filtered, sorted by risk or value at risk, top N."""
     if by not in SORT_KEYS:
         raise PropensityError(f"Unknown ranking {by!r}: use risk or value-at-risk.")
@@ -163,6 +178,12 @@ def risk_list(scores: pd.DataFrame, top: int, by: str = "value-at-risk", segment
     if segment:
         unknown = sorted(set(segment) - set(scores["rfm_segment"]))
         if unknown:
-            raise PropensityError(f"No customer is in segment {unknown[0]!r}; segments present: {sorted(scores['rfm_segment'].unique())}.")
+            raise PropensityError(
+                f"No customer is in segment {unknown[0]!r}; segments present: {sorted(scores['rfm_segment'].unique())}."
+            )
         frame = frame[frame["rfm_segment"].isin(segment)]
-    return frame.sort_values([SORT_KEYS[by], "customer_id"], ascending=[False, True], kind="stable").head(top).reset_index(drop=True)
+    return (
+        frame.sort_values([SORT_KEYS[by], "customer_id"], ascending=[False, True], kind="stable")
+        .head(top)
+        .reset_index(drop=True)
+    )

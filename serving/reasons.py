@@ -52,7 +52,13 @@ def top_reasons(contrib: pd.DataFrame, values: pd.DataFrame, k: int = 3) -> pd.D
     names = np.asarray(contrib.columns)
     drivers = {names[col] for col in np.unique(order[np.take_along_axis(phi, order, axis=1) > 0])}
     texts = load_reason_texts()
-    fields = {f for name in drivers for key in ("text", "missing") if (texts.get(name) or {}).get(key) for f in _fields(texts[name][key])}
+    fields = {
+        f
+        for name in drivers
+        for key in ("text", "missing")
+        if (texts.get(name) or {}).get(key)
+        for f in _fields(texts[name][key])
+    }
     columns = {f: values[f].to_numpy(dtype=object) for f in fields if f in values.columns}  # only what the texts read
     phrases = np.full(order.shape, np.nan, dtype=object)  # no phrase: missing, as pandas marks it
     for i, chosen in enumerate(order):
@@ -60,4 +66,6 @@ def top_reasons(contrib: pd.DataFrame, values: pd.DataFrame, k: int = 3) -> pd.D
         for j, col in enumerate(chosen):
             if phi[i, col] > 0:
                 phrases[i, j] = reason_text(names[col], row)
-    return pd.DataFrame({name: pd.Series(phrases[:, j], index=contrib.index, dtype=object) for j, name in enumerate(REASON_COLUMNS[:k])})
+    return pd.DataFrame(
+        {name: pd.Series(phrases[:, j], index=contrib.index, dtype=object) for j, name in enumerate(REASON_COLUMNS[:k])}
+    )

@@ -70,14 +70,16 @@ def _figure_png(fig) -> bytes:
 
 def segment_summary(scores: pd.DataFrame) -> pd.DataFrame:
     g = scores.groupby("rfm_segment")
-    table = pd.DataFrame({
-        "customers": g.size(),
-        "share": g.size() / len(scores),
-        "mean p_churn": g["p_churn"].mean(),
-        "mean p_purchase": g["p_purchase"].mean(),
-        "expected value": g["expected_value"].sum(),
-        "value at risk": g["value_at_risk"].sum(),
-    }).sort_values("value at risk", ascending=False)
+    table = pd.DataFrame(
+        {
+            "customers": g.size(),
+            "share": g.size() / len(scores),
+            "mean p_churn": g["p_churn"].mean(),
+            "mean p_purchase": g["p_purchase"].mean(),
+            "expected value": g["expected_value"].sum(),
+            "value at risk": g["value_at_risk"].sum(),
+        }
+    ).sort_values("value at risk", ascending=False)
     return table.reset_index(names="segment")
 
 
@@ -105,7 +107,11 @@ def _training_artifacts(run_id: str, folder: Path) -> dict[str, Path]:
     found = {}
     for name in ("leaderboard.csv", "gain.png", "calibration.png"):
         try:
-            found[name] = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"evaluation/{name}", dst_path=str(folder)))
+            found[name] = Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=f"evaluation/{name}", dst_path=str(folder)
+                )
+            )
         except Exception:  # an artifact store without the file: the report says so instead of failing
             continue
     return found
@@ -136,34 +142,71 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
     with tempfile.TemporaryDirectory() as tmp:
         for task, info in models_info.items():
             found = _training_artifacts(info["run_id"], Path(tmp) / task)
-            parts = [f"<h3>{task}: {html.escape(info['name'])} v{info['version']} ({html.escape(info['tags'].get('family', '?'))}, "
-                     f"test cutoff {html.escape(info['tags'].get('test_cutoff', '?'))})</h3>"]
+            parts = [
+                f"<h3>{task}: {html.escape(info['name'])} v{info['version']} ({html.escape(info['tags'].get('family', '?'))}, "
+                f"test cutoff {html.escape(info['tags'].get('test_cutoff', '?'))})</h3>"
+            ]
             if "leaderboard.csv" in found:
                 board = pd.read_csv(found["leaderboard.csv"])
-                keep = [c for c in ("family", "kind", "valid_metric", "test_roc_auc", "test_pr_auc", "test_lift_at_10", "test_ece") if c in board.columns]
+                keep = [
+                    c
+                    for c in (
+                        "family",
+                        "kind",
+                        "valid_metric",
+                        "test_roc_auc",
+                        "test_pr_auc",
+                        "test_lift_at_10",
+                        "test_ece",
+                    )
+                    if c in board.columns
+                ]
                 parts.append(_table(board[keep], ("family", "kind")))
             figs = []
             for name in ("gain.png", "calibration.png"):
                 if name in found:
                     images[f"{task}_{name}"] = found[name].read_bytes()
                     figs.append(_img(images[f"{task}_{name}"], f"{task} {name}"))
-            parts.append(f'<div class="figs">{"".join(figs)}</div>' if figs else '<p class="note">No training plots were found for this version.</p>')
+            parts.append(
+                f'<div class="figs">{"".join(figs)}</div>'
+                if figs
+                else '<p class="note">No training plots were found for this version.</p>'
+            )
             model_sections.append("".join(parts))
     top = scores.sort_values("rank").head(TOP_ROWS)
-    top_columns = [c for c in ("rank", "customer_id", "p_churn", "p_purchase", "value_at_risk", "rfm_segment", "lifecycle", "action",
-                               "reason_1", "reason_2", "reason_3") if c in top.columns]
+    top_columns = [
+        c
+        for c in (
+            "rank",
+            "customer_id",
+            "p_churn",
+            "p_purchase",
+            "value_at_risk",
+            "rfm_segment",
+            "lifecycle",
+            "action",
+            "reason_1",
+            "reason_2",
+            "reason_3",
+        )
+        if c in top.columns
+    ]
     text_cols = ("customer_id", "rfm_segment", "lifecycle", "action", "reason_1", "reason_2", "reason_3")
-    cards = [("customers scored", f"{len(scores):,}"), ("value at risk", f"{scores['value_at_risk'].sum():,.0f}"),
-             ("mean P(churn)", f"{scores['p_churn'].mean():.1%}"), ("mean P(purchase)", f"{scores['p_purchase'].mean():.1%}")]
+    cards = [
+        ("customers scored", f"{len(scores):,}"),
+        ("value at risk", f"{scores['value_at_risk'].sum():,.0f}"),
+        ("mean P(churn)", f"{scores['p_churn'].mean():.1%}"),
+        ("mean P(purchase)", f"{scores['p_purchase'].mean():.1%}"),
+    ]
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Propensity report {as_of}</title><style>{CSS}</style></head><body>
-<h1>Customer risk report</h1><p class="sub">Scores as of {as_of}. Churn: no purchase in the next {html.escape(str(models_info.get('churn', {}).get('tags', {}).get('horizon_days', '?')))} days.</p>
-<div class="cards">{''.join(f'<div class="card"><b>{v}</b>{k}</div>' for k, v in cards)}</div>
-<h2>Segments: size, risk and value at risk</h2>{_table(summary, ('segment',))}
-<div class="figs">{_img(images['segments.png'], 'segments', 'wide')}{_img(images['risk_distribution.png'], 'risk distribution')}</div>
+<h1>Customer risk report</h1><p class="sub">Scores as of {as_of}. Churn: no purchase in the next {html.escape(str(models_info.get("churn", {}).get("tags", {}).get("horizon_days", "?")))} days.</p>
+<div class="cards">{"".join(f'<div class="card"><b>{v}</b>{k}</div>' for k, v in cards)}</div>
+<h2>Segments: size, risk and value at risk</h2>{_table(summary, ("segment",))}
+<div class="figs">{_img(images["segments.png"], "segments", "wide")}{_img(images["risk_distribution.png"], "risk distribution")}</div>
 <h2>Since the last run</h2>{_migration_html(compare_runs(previous, scores))}
 <h2>Top of the risk list (by value at risk)</h2>{_table(top[top_columns], text_cols)}
 <p class="note">Reasons are the strongest drivers of each customer's churn score (SHAP for tree models, occlusion otherwise).</p>
-<h2>Models</h2><p class="note">Leaderboards from each champion's training run: validation picks, test metrics on the untouched latest cutoff.</p>{''.join(model_sections)}
+<h2>Models</h2><p class="note">Leaderboards from each champion's training run: validation picks, test metrics on the untouched latest cutoff.</p>{"".join(model_sections)}
 </body></html>"""
     written = []
     for name, png in images.items():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import feature_frame, as_cutoff, features_expr
+from features.build import as_cutoff, feature_frame, features_expr
 from features.errors import PropensityError
 from features.segments import load_segment_rules, segment_reference
 from serving.predictor import Models, reference_columns, score_features
@@ -35,7 +35,9 @@ def _spark_type(column: str, dtype) -> str:
 
 
 def _score_batch(features: pd.DataFrame, models, reference, reasons_share, reasons_from) -> pd.DataFrame:
-    scored = score_features(feature_frame(features), models, reference, reasons_share, reasons_from).drop(columns=["rank"])
+    scored = score_features(feature_frame(features), models, reference, reasons_share, reasons_from).drop(
+        columns=["rank"]
+    )
     return scored.astype({c: "int64" for c, t in scored.dtypes.items() if pd.api.types.is_integer_dtype(t)})
 
 
@@ -43,10 +45,13 @@ def _scorer(models: Models, reference, reasons_share: float, reasons_from: float
     def score(batches):
         for batch in batches:
             yield _score_batch(batch, models, reference, reasons_share, reasons_from)
+
     return score
 
 
-def score_on_spark(log, as_of: date | str, models: Models, out_dir: str | Path, reasons_share: float = 0.1, lookback_days: int = 365) -> dict:
+def score_on_spark(
+    log, as_of: date | str, models: Models, out_dir: str | Path, reasons_share: float = 0.1, lookback_days: int = 365
+) -> dict:
     """Score every eligible customer on Spark and write Parquet; returns counts and the value-at-risk cut for reasons."""
     from features.spark import spark_frame
 
@@ -80,6 +85,8 @@ def score_on_spark(log, as_of: date | str, models: Models, out_dir: str | Path, 
 def read_spark_scores(out_dir: str | Path, as_of: date | str) -> pd.DataFrame:
     """One as_of partition of the Spark output, ranked like batch scores (for checks and small pulls)."""
     frame = pd.read_parquet(Path(out_dir) / f"as_of_date={as_cutoff(as_of).isoformat()}")
-    frame = frame.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable", ignore_index=True)
+    frame = frame.sort_values(
+        ["value_at_risk", "customer_id"], ascending=[False, True], kind="stable", ignore_index=True
+    )
     frame.insert(2, "rank", range(1, len(frame) + 1))
     return frame

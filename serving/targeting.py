@@ -40,11 +40,15 @@ def plan_contacts(
 ) -> tuple[pd.DataFrame, Plan]:
     """The contact list (best first, with each customer's expected gain and the running totals) and its figures."""
     if budget is None and cost_per_contact <= 0:
-        raise PropensityError("Give a contact budget (--budget N), or a cost per contact so that only contacts worth their cost are chosen.")
+        raise PropensityError(
+            "Give a contact budget (--budget N), or a cost per contact so that only contacts worth their cost are chosen."
+        )
     if budget is not None and budget < 1:
         raise PropensityError(f"The contact budget must be at least 1 customer, not {budget}.")
     if not 0 < success_rate <= 1:
-        raise PropensityError(f"The success rate is a share of churners a contact retains, in (0, 1]; got {success_rate}.")
+        raise PropensityError(
+            f"The success rate is a share of churners a contact retains, in (0, 1]; got {success_rate}."
+        )
     if cost_per_contact < 0 or (value_per_save is not None and value_per_save <= 0):
         raise PropensityError("The cost per contact cannot be negative and the value per save must be positive.")
     value = scores["expected_value"] if value_per_save is None else pd.Series(value_per_save, index=scores.index)

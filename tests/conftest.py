@@ -80,12 +80,11 @@ def trained_store(tmp_path_factory):
 
     import pyarrow.parquet as pq
 
-    from features.pipeline import ingest_into_store, open_store_log
+    from features.pipeline import Log, ingest_into_store, open_store_log
     from features.store import connect_store, store_path
     from features.synthetic import SyntheticConfig, generate
     from models.registry import configure_tracking
     from serving.batch import run_batch
-    from features.pipeline import Log
     from serving.predictor import load_models
     from training.config import load_config
     from training.train import train_task
@@ -103,7 +102,10 @@ def trained_store(tmp_path_factory):
     con = connect_store(store_path(folder))
     run_batch(Log(con, ibis.duckdb.from_connection(con).table("transactions")), load_models(), folder / "exports")
     con.close()
-    for leaked in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):  # mlflow.set_* wrote these; keep them out of subprocesses
+    for leaked in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_EXPERIMENT_ID",
+    ):  # mlflow.set_* wrote these; keep them out of subprocesses
         os.environ.pop(leaked, None)
     yield folder
     if old:

@@ -15,12 +15,24 @@ from fastapi.testclient import TestClient
 from features.store import connect_store, store_path
 
 API_COLUMNS = ["p_churn", "p_purchase", "expected_value", "value_at_risk"]
-SEGMENT_COLUMNS = ["rfm_segment", "rfm_code", "r_score", "f_score", "m_score", "lifecycle", "value_matrix", "abc_tier", "cluster", "action"]
+SEGMENT_COLUMNS = [
+    "rfm_segment",
+    "rfm_code",
+    "r_score",
+    "f_score",
+    "m_score",
+    "lifecycle",
+    "value_matrix",
+    "abc_tier",
+    "cluster",
+    "action",
+]
 
 
 @pytest.fixture(scope="module")
 def service(trained_store):
     from conftest import point_mlflow_at
+
     from serving.api import Service
 
     point_mlflow_at(trained_store)
@@ -44,7 +56,9 @@ def _batch_and_lines(folder, n=30):
         chosen = pd.concat([scores.head(10), scores.iloc[10:].sample(n - 10, random_state=1)])
         ids = chosen["customer_id"].tolist()
         columns = [c for c, *_ in con.execute("DESCRIBE transactions").fetchall() if c not in ("is_return", "amount")]
-        lines = con.execute(f"SELECT {', '.join(columns)} FROM transactions WHERE list_contains(?, customer_id)", [ids]).df()
+        lines = con.execute(
+            f"SELECT {', '.join(columns)} FROM transactions WHERE list_contains(?, customer_id)", [ids]
+        ).df()
     finally:
         con.close()
     lines["ts"] = lines["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S")
@@ -60,10 +74,15 @@ def test_score_matches_batch_scoring_for_the_same_customers(client, trained_stor
     body = response.json()
     api = pd.DataFrame(body["customers"]).set_index("customer_id").loc[batch.index]
     assert len(api) == len(batch) == 30 and body["segments_reference"] == as_of
-    np.testing.assert_allclose(api[API_COLUMNS].to_numpy(float), batch[API_COLUMNS].to_numpy(float), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        api[API_COLUMNS].to_numpy(float), batch[API_COLUMNS].to_numpy(float), rtol=1e-12, atol=1e-12
+    )
     for column in SEGMENT_COLUMNS:
         assert api[column].tolist() == batch[column].tolist(), column
-    batch_reasons = [[r for r in row if isinstance(r, str)] for row in batch[["reason_1", "reason_2", "reason_3"]].itertuples(index=False)]
+    batch_reasons = [
+        [r for r in row if isinstance(r, str)]
+        for row in batch[["reason_1", "reason_2", "reason_3"]].itertuples(index=False)
+    ]
     assert api["reasons"].tolist() == batch_reasons and all(batch_reasons)
 
 
@@ -78,7 +97,10 @@ def test_feature_rows_score_like_transactions(client, trained_store):
     finally:
         log.close()
     rows = features[features["customer_id"].isin(batch.index)].drop(columns=["as_of"])
-    payload = {"as_of": str(batch["as_of"].iloc[0].date()), "features": rows.astype(object).where(rows.notna(), None).to_dict("records")}
+    payload = {
+        "as_of": str(batch["as_of"].iloc[0].date()),
+        "features": rows.astype(object).where(rows.notna(), None).to_dict("records"),
+    }
     response = client.post("/score", json=payload)
     assert response.status_code == 200, response.text[:500]
     api = pd.DataFrame(response.json()["customers"]).set_index("customer_id").loc[batch.index]
@@ -96,25 +118,42 @@ def test_requests_scored_together_get_the_answers_they_get_alone(service, traine
     mine = [line for line in lines if line["customer_id"] == first]
     requests = [
         ScoreRequest.model_validate({"as_of": str(as_of), "transactions": lines}),
-        ScoreRequest.model_validate({"as_of": str(as_of), "transactions": mine[: len(mine) // 2]}),  # same customer, fewer lines
-        ScoreRequest.model_validate({"as_of": str(as_of + pd.Timedelta(days=30)), "transactions": mine}),  # another cutoff
+        ScoreRequest.model_validate(
+            {"as_of": str(as_of), "transactions": mine[: len(mine) // 2]}
+        ),  # same customer, fewer lines
+        ScoreRequest.model_validate(
+            {"as_of": str(as_of + pd.Timedelta(days=30)), "transactions": mine}
+        ),  # another cutoff
         ScoreRequest.model_validate({"transactions": [{**mine[0], "quantity": 0}]}),  # quarantined: nothing to score
-        ScoreRequest.model_validate({"as_of": str(as_of), "transactions": [{k: v for k, v in line.items() if k != "product_id"} for line in mine]}),  # no product: a feature the models need is missing
+        ScoreRequest.model_validate(
+            {
+                "as_of": str(as_of),
+                "transactions": [{k: v for k, v in line.items() if k != "product_id"} for line in mine],
+            }
+        ),  # no product: a feature the models need is missing
     ]
     together = service.score_many(requests)
     assert [type(r) for r in together].count(PropensityError) == 2
     for request, joint in zip(requests, together, strict=True):
         if isinstance(joint, PropensityError):
-            with pytest.raises(PropensityError, match=r"None of the 1 lines passed validation|distinct_products.*\['product_id'\]"):
+            with pytest.raises(
+                PropensityError, match=r"None of the 1 lines passed validation|distinct_products.*\['product_id'\]"
+            ):
                 service.score(request)
             continue
         alone = service.score(request).model_dump()
         joint = joint.model_dump()
-        assert joint.pop("quarantined") == alone.pop("quarantined") and len(joint["customers"]) == len(alone["customers"])
+        assert joint.pop("quarantined") == alone.pop("quarantined") and len(joint["customers"]) == len(
+            alone["customers"]
+        )
         for got, want in zip(joint.pop("customers"), alone.pop("customers"), strict=True):
             numbers = [k for k, v in want.items() if isinstance(v, float)]
-            assert {k: v for k, v in got.items() if k not in numbers} == {k: v for k, v in want.items() if k not in numbers}
-            np.testing.assert_allclose([got[k] for k in numbers], [want[k] for k in numbers], rtol=1e-12)  # batch size may move the last bit
+            assert {k: v for k, v in got.items() if k not in numbers} == {
+                k: v for k, v in want.items() if k not in numbers
+            }
+            np.testing.assert_allclose(
+                [got[k] for k in numbers], [want[k] for k in numbers], rtol=1e-12
+            )  # batch size may move the last bit
         assert joint == alone
     assert len(together[0].customers) == 12
     full = next(c for c in together[0].customers if c.customer_id == first)
@@ -151,7 +190,11 @@ def test_stored_customer_risk_list_model_and_health(client, trained_store):
     listed = client.get("/risk-list", params={"top": 5, "by": "risk"}).json()
     assert len(listed) == 5 and [r["p_churn"] for r in listed] == sorted((r["p_churn"] for r in listed), reverse=True)
     card = client.get("/model").json()
-    assert card["churn"]["version"] >= 1 and "recency_days" in card["churn"]["feature_spec"]["numeric"] and card["churn"]["test_metrics"]
+    assert (
+        card["churn"]["version"] >= 1
+        and "recency_days" in card["churn"]["feature_spec"]["numeric"]
+        and card["churn"]["test_metrics"]
+    )
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["customers"] == len(client.app.state.service.scores)
     assert "/score" in client.get("/openapi.json").json()["paths"]
@@ -169,14 +212,37 @@ def test_api_key_when_set(client, monkeypatch):
     "payload, status, words",
     [
         ({}, 422, "either"),
-        ({"transactions": [{"customer_id": "a", "invoice_id": "1", "ts": "2023-01-01T00:00:00", "amount": 5}], "features": [{"x": 1}]}, 422, "either"),
+        (
+            {
+                "transactions": [{"customer_id": "a", "invoice_id": "1", "ts": "2023-01-01T00:00:00", "amount": 5}],
+                "features": [{"x": 1}],
+            },
+            422,
+            "either",
+        ),
         ({"transactions": [{"customer_id": "a", "ts": "yesterday", "amount": 5}]}, 422, "ts"),
-        ({"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": 5, "colour": "red"}]}, 422, "colour"),
-        ({"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "quantity": 2, "unit_price": 0}]}, 422, "passed validation"),
-        ({"as_of": "2020-01-01", "transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": 5}]}, 422, "nothing to score"),
+        (
+            {"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": 5, "colour": "red"}]},
+            422,
+            "colour",
+        ),
+        (
+            {"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "quantity": 2, "unit_price": 0}]},
+            422,
+            "passed validation",
+        ),
+        (
+            {"as_of": "2020-01-01", "transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": 5}]},
+            422,
+            "nothing to score",
+        ),
         ({"features": [{"customer_id": "a", "recency_days": 3}]}, 422, "lack"),
         ({"features": [{"customer_id": "a", "recency_days": "soon"}]}, 422, "lack"),
-        ({"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": 5}] * 20_001}, 422, "at most 20000"),
+        (
+            {"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": 5}] * 20_001},
+            422,
+            "at most 20000",
+        ),
     ],
 )
 def test_bad_requests_get_a_clear_4xx(client, payload, status, words):
@@ -208,8 +274,23 @@ def test_a_real_uvicorn_process_serves_scores(trained_store, workers):
     port = _free_port()
     env = {**os.environ, "PROPENSITY_API_KEY": "k"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.Popen([sys.executable, "-m", "propensity.cli", "serve", "--port", str(port), "--data-dir", str(trained_store),
-                             "--workers", str(workers)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "propensity.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(trained_store),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -220,19 +301,30 @@ def test_a_real_uvicorn_process_serves_scores(trained_store, workers):
             except httpx.TransportError:
                 time.sleep(0.3)
         else:
-            pytest.fail(f"the service did not start: {proc.stderr.read1().decode() if proc.poll() is not None else 'still starting'}")
+            pytest.fail(
+                f"the service did not start: {proc.stderr.read1().decode() if proc.poll() is not None else 'still starting'}"
+            )
         _, lines = _batch_and_lines(trained_store, n=11)
         response = httpx.post(f"{url}/score", json={"transactions": lines}, headers={"X-API-Key": "k"}, timeout=30)
         assert response.status_code == 200 and len(response.json()["customers"]) == 11
         assert httpx.post(f"{url}/score", json={"transactions": lines}, timeout=30).status_code == 401
         # concurrent requests (batched together by a worker's scoring thread) all get the lone request's answer
         with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda _: httpx.post(f"{url}/score", json={"transactions": lines}, headers={"X-API-Key": "k"}, timeout=60), range(16)))
+            answers = list(
+                pool.map(
+                    lambda _: httpx.post(
+                        f"{url}/score", json={"transactions": lines}, headers={"X-API-Key": "k"}, timeout=60
+                    ),
+                    range(16),
+                )
+            )
         want = pd.DataFrame(response.json()["customers"])
         for answer in answers:
             assert answer.status_code == 200
             got = pd.DataFrame(answer.json()["customers"])
-            assert got[["customer_id", *SEGMENT_COLUMNS, "reasons"]].equals(want[["customer_id", *SEGMENT_COLUMNS, "reasons"]])
+            assert got[["customer_id", *SEGMENT_COLUMNS, "reasons"]].equals(
+                want[["customer_id", *SEGMENT_COLUMNS, "reasons"]]
+            )
             np.testing.assert_allclose(got[API_COLUMNS].to_numpy(float), want[API_COLUMNS].to_numpy(float), rtol=1e-12)
     finally:
         proc.terminate()
@@ -259,7 +351,9 @@ def test_feature_row_requests_batched_with_bad_ones(service, trained_store):
     requests = [
         ScoreRequest.model_validate({"as_of": str(as_of), "features": rows[:4]}),
         ScoreRequest.model_validate({"as_of": str(as_of), "features": [{**rows[4], "recency_days": "soon"}]}),
-        ScoreRequest.model_validate({"as_of": str(as_of), "features": [{k: v for k, v in rows[5].items() if k != "tenure_days"}]}),
+        ScoreRequest.model_validate(
+            {"as_of": str(as_of), "features": [{k: v for k, v in rows[5].items() if k != "tenure_days"}]}
+        ),
         ScoreRequest.model_validate({"as_of": str(as_of), "features": rows[4:6]}),
     ]
     together = service.score_many(requests)

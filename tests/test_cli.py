@@ -7,14 +7,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import DOZEN_CSV
 
 
 def cli(*args, data_dir: Path, check=True):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}  # in-process tests point MLflow elsewhere
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")
+    }  # in-process tests point MLflow elsewhere
     env.update(PROPENSITY_DATA_DIR=str(data_dir), COLUMNS="200")
-    proc = subprocess.run([sys.executable, "-m", "propensity.cli", *args], capture_output=True, text=True, env=env, cwd=data_dir)
+    proc = subprocess.run(
+        [sys.executable, "-m", "propensity.cli", *args], capture_output=True, text=True, env=env, cwd=data_dir
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -76,7 +79,20 @@ def test_horizon_past_the_data_is_refused_by_the_cli(tmp_path):
 
 
 def test_every_command_has_help(tmp_path):
-    for command in ("generate", "validate", "ingest", "features", "run", "train", "evaluate", "score", "risk-list", "target", "report", "serve"):
+    for command in (
+        "generate",
+        "validate",
+        "ingest",
+        "features",
+        "run",
+        "train",
+        "evaluate",
+        "score",
+        "risk-list",
+        "target",
+        "report",
+        "serve",
+    ):
         assert "--help" in cli(command, "--help", data_dir=tmp_path).stdout
 
 
@@ -84,7 +100,9 @@ def test_main_job_trains_registers_and_evaluate_reads_the_registry(tmp_path):
     proc = cli("run", "--lines", "40000", data_dir=tmp_path)
     assert "churn: leaderboard" in proc.stdout and "purchase: leaderboard" in proc.stdout
     assert "alias @champion" in proc.stdout and (tmp_path / "mlflow.db").exists()
-    assert (tmp_path / "reports" / "2024-01-01" / "report.html").exists() and (tmp_path / "exports" / "risk_list_2024-01-01.csv").exists()
+    assert (tmp_path / "reports" / "2024-01-01" / "report.html").exists() and (
+        tmp_path / "exports" / "risk_list_2024-01-01.csv"
+    ).exists()
     assert "Report: " in proc.stdout and "Risk list (top 100 by value at risk): " in proc.stdout
     ev = cli("evaluate", "--task", "churn", "--as-of", "2023-06-01", data_dir=tmp_path)
     assert "churn @ 2023-06-01: roc_auc" in ev.stdout

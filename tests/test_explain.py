@@ -35,7 +35,12 @@ def test_contributions_add_up_to_the_score(table, family):
     estimator = get_family(family).build(spec, PARAMS[family], 0).fit(X, y)
     model = PropensityModel(estimator, spec, "churn", family, 60, PropensityModel.reference_row(X, spec))
     phi = contributions(model, X.head(60))
-    assert len(phi) == 60 and set(phi.columns) <= {*spec.columns, "bgnbd_p_alive", "bgnbd_p_purchase_30d", "bgnbd_p_purchase_90d"}
+    assert len(phi) == 60 and set(phi.columns) <= {
+        *spec.columns,
+        "bgnbd_p_alive",
+        "bgnbd_p_purchase_30d",
+        "bgnbd_p_purchase_90d",
+    }
     p = np.clip(model.predict_proba(X.head(60)), 1e-12, 1 - 1e-12)
     if family in ("xgboost", "lightgbm"):  # log-odds space: score = bias + sum of contributions
         residual = logit(p) - phi.sum(axis=1)
@@ -48,14 +53,24 @@ def test_contributions_add_up_to_the_score(table, family):
 
 
 def test_reason_phrases_fill_in_values_and_fall_back_when_missing():
-    assert reason_text("recency_days", {"recency_days": 120.4, "gap_mean_days": 30.0}) == "no purchase for 120 days; usual gap 30 days"
+    assert (
+        reason_text("recency_days", {"recency_days": 120.4, "gap_mean_days": 30.0})
+        == "no purchase for 120 days; usual gap 30 days"
+    )
     assert reason_text("recency_days", {"recency_days": 120.4, "gap_mean_days": np.nan}) == "no purchase for 120 days"
     assert reason_text("some_new_feature", {}) == "some new feature"
 
 
 def test_top_reasons_explain_the_side_of_the_average_the_customer_is_on():
     contrib = pd.DataFrame({"recency_days": [2.0, -1.0], "monetary_total": [0.5, -3.0], "weekend_share": [-0.1, 0.2]})
-    values = pd.DataFrame({"recency_days": [200.0, 5.0], "gap_mean_days": [20.0, 30.0], "monetary_total": [50.0, 9000.0], "weekend_share": [0.1, 0.5]})
+    values = pd.DataFrame(
+        {
+            "recency_days": [200.0, 5.0],
+            "gap_mean_days": [20.0, 30.0],
+            "monetary_total": [50.0, 9000.0],
+            "weekend_share": [0.1, 0.5],
+        }
+    )
     reasons = top_reasons(contrib, values)
     assert reasons.iloc[0].tolist()[:2] == ["no purchase for 200 days; usual gap 20 days", "spent 50 in all"]
     assert reasons.iloc[0, 2] != reasons.iloc[0, 2]  # only two inputs push the first score up
@@ -91,8 +106,15 @@ def _steps(estimator) -> list:
     while todo:
         step = todo.pop()
         out.append(step)
-        todo += [s for s in (getattr(step, "estimator", None), *getattr(step, "calibrated_classifiers_", ()),
-                             *(s for _, s in getattr(step, "steps", ()))) if s is not None]
+        todo += [
+            s
+            for s in (
+                getattr(step, "estimator", None),
+                *getattr(step, "calibrated_classifiers_", ()),
+                *(s for _, s in getattr(step, "steps", ())),
+            )
+            if s is not None
+        ]
     return out
 
 
@@ -107,12 +129,17 @@ def test_calibrated_champions_score_the_same_through_their_fitted_parts(table, f
 
     spec = spec_for_columns(table.columns)
     X, y = model_input(table, spec), table["churn"].to_numpy()
-    params = {"svm": {"C": 1.0, "gamma": 0.1, "n_components": 50}, "bgnbd": {"horizon_days": 60, "target": "churn"}}.get(family, PARAMS.get(family, {}))
+    params = {
+        "svm": {"C": 1.0, "gamma": 0.1, "n_components": 50},
+        "bgnbd": {"horizon_days": 60, "target": "churn"},
+    }.get(family, PARAMS.get(family, {}))
     fitted = get_family(family).build(spec, params, 0).fit(X, y)
     champion = CalibratedClassifierCV(FrozenEstimator(fitted), method=method).fit(X, y)
     model = PropensityModel(champion, spec, "churn", family, 60).limit_threads(1)  # threads sum a forest in any order
     rows = X.sample(200, random_state=1)
-    rows.iloc[:5, [rows.columns.get_loc(c) for c in spec.numeric[1:5]]] = np.nan  # missing inputs go the same way (recency never is)
+    rows.iloc[:5, [rows.columns.get_loc(c) for c in spec.numeric[1:5]]] = (
+        np.nan
+    )  # missing inputs go the same way (recency never is)
     want = champion.predict_proba(rows[[*spec.columns, "customer_id"]])[:, 1]
     assert all(getattr(step, "n_jobs", None) in (None, 1) for step in _steps(champion))
     first = model.predict_proba(rows)  # the library's answer, and the check that enables the direct path

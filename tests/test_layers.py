@@ -27,6 +27,8 @@ def _imported_packages(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_imports_go_one_way(package):
-    wrong = {str(p.relative_to(ROOT)): sorted(_imported_packages(p) - ALLOWED[package] - {package})
-             for p in (ROOT / package).rglob("*.py")}
+    wrong = {
+        str(p.relative_to(ROOT)): sorted(_imported_packages(p) - ALLOWED[package] - {package})
+        for p in (ROOT / package).rglob("*.py")
+    }
     assert not {k: v for k, v in wrong.items() if v}

@@ -72,8 +72,26 @@ def test_row_order_does_not_matter(rows, seed):
 
 def test_a_line_exactly_at_as_of_is_not_a_feature_input():
     rows = [
-        {"customer_id": "a", "invoice_id": "i1", "minutes": _cutoff_minutes() - 60, "quantity": 1, "unit_price": 1.0, "product_id": "p", "country": "UK", "channel": "web"},
-        {"customer_id": "a", "invoice_id": "i2", "minutes": _cutoff_minutes(), "quantity": 5, "unit_price": 10.0, "product_id": "q", "country": "FR", "channel": "store"},
+        {
+            "customer_id": "a",
+            "invoice_id": "i1",
+            "minutes": _cutoff_minutes() - 60,
+            "quantity": 1,
+            "unit_price": 1.0,
+            "product_id": "p",
+            "country": "UK",
+            "channel": "web",
+        },
+        {
+            "customer_id": "a",
+            "invoice_id": "i2",
+            "minutes": _cutoff_minutes(),
+            "quantity": 5,
+            "unit_price": 10.0,
+            "product_id": "q",
+            "country": "FR",
+            "channel": "store",
+        },
     ]
     got = build_features(_table(rows), AS_OF).iloc[0]
     assert got["frequency_invoices"] == 1 and got["monetary_total"] == 1.0 and got["distinct_products"] == 1
@@ -121,7 +139,10 @@ def test_prepared_feature_query_refilled_many_times_gives_the_batch_features(sma
         (customers[:40], [date(2023, 6, 1)]),
         (customers[40:45], [date(2023, 9, 1), date(2023, 3, 1)]),
         (customers[:400], [date(2023, 12, 1)]),
-        (build_features(table, [date(2023, 6, 1)])["customer_id"].iloc[[7]].tolist(), [date(2023, 6, 1)]),  # one customer
+        (
+            build_features(table, [date(2023, 6, 1)])["customer_id"].iloc[[7]].tolist(),
+            [date(2023, 6, 1)],
+        ),  # one customer
         (customers[45:60], [date(2023, 6, 1)]),  # the same cutoffs again: the table is kept, the lines are new
     ]
     for chosen, cutoffs in batches:

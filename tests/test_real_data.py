@@ -5,8 +5,8 @@ from datetime import date
 import duckdb
 import ibis
 import pytest
-
 from conftest import SHARED_RETAIL
+
 from features.build import Horizons, build_training_table
 from features.contract import load_mapping
 from features.sources import Source

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_RETAIL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

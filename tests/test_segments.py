@@ -37,8 +37,14 @@ def test_eight_rfm_segments_against_the_population_mean():
     seg = assign_segments(pop, RULES)
     assert seg["rfm_code"].tolist() == ["HHH", "HLH", "LHH", "LLH", "HHL", "HLL", "LHL", "LLL"]
     assert seg["rfm_segment"].tolist() == [
-        "Important Value", "Important Development", "Important Retention", "Important Win-back",
-        "General Value", "General Development", "General Retention", "General Win-back",
+        "Important Value",
+        "Important Development",
+        "Important Retention",
+        "Important Win-back",
+        "General Value",
+        "General Development",
+        "General Retention",
+        "General Win-back",
     ]
 
 
@@ -90,10 +96,13 @@ def test_clusters_find_planted_groups_and_reassign_identically():
     groups = [(5, 1, 20), (40, 8, 400), (200, 30, 5000)]
     rows = [
         (r * rng.uniform(0.9, 1.1), max(1, round(f * rng.uniform(0.9, 1.1))), m * rng.uniform(0.9, 1.1))
-        for r, f, m in groups for _ in range(60)
+        for r, f, m in groups
+        for _ in range(60)
     ]
     pop = _population(
-        recency_days=[r for r, _, _ in rows], frequency_invoices=[f for _, f, _ in rows], monetary_total=[m for _, _, m in rows]
+        recency_days=[r for r, _, _ in rows],
+        frequency_invoices=[f for _, f, _ in rows],
+        monetary_total=[m for _, _, m in rows],
     )
     model = fit_clusters(pop, RULES.clusters)
     labels = model.assign(pop)

@@ -1,6 +1,5 @@
 """Batch scoring with registered models: ranking, segments, idempotent rerun, atomic exports."""
 
-
 import ibis
 import pandas as pd
 import pytest
@@ -28,7 +27,9 @@ def scored(trained_store):
 def test_scores_are_ranked_by_value_at_risk_with_segments_and_actions(scored):
     _, _, as_of, scores, _ = scored
     assert len(scores) > 100 and scores["customer_id"].is_unique
-    assert scores["value_at_risk"].is_monotonic_decreasing and scores["rank"].tolist() == list(range(1, len(scores) + 1))
+    assert scores["value_at_risk"].is_monotonic_decreasing and scores["rank"].tolist() == list(
+        range(1, len(scores) + 1)
+    )
     assert scores[["p_churn", "p_purchase"]].stack().between(0, 1).all()
     assert (scores["value_at_risk"] <= scores["expected_value"] + 1e-9).all()
     assert scores["rfm_segment"].notna().all() and scores["action"].notna().all()
@@ -91,17 +92,23 @@ def test_every_customer_gets_a_cluster_and_reasons_that_read_as_words(scored):
 def test_budgeted_targeting_picks_the_largest_expected_gains():
     from serving.targeting import plan_contacts
 
-    scores = pd.DataFrame({
-        "customer_id": list("abcde"),
-        "p_churn": [0.9, 0.5, 0.1, 0.8, 0.3],
-        "expected_value": [100.0, 1000.0, 5000.0, 10.0, 50.0],
-    })
+    scores = pd.DataFrame(
+        {
+            "customer_id": list("abcde"),
+            "p_churn": [0.9, 0.5, 0.1, 0.8, 0.3],
+            "expected_value": [100.0, 1000.0, 5000.0, 10.0, 50.0],
+        }
+    )
     chosen, plan = plan_contacts(scores, budget=2, success_rate=0.5)
     assert chosen["customer_id"].tolist() == ["b", "c"]  # 250 and 250 beat a's 45
     assert plan.expected_value_saved == pytest.approx(500.0) and plan.expected_saves == pytest.approx(0.3)
     # With a cost per contact only the contacts worth it are kept: gains 250-40, 250-40, 45-40 (d: 4-40, e: 7.5-40).
     chosen, plan = plan_contacts(scores, cost_per_contact=40.0, success_rate=0.5)
-    assert chosen["customer_id"].tolist() == ["b", "c", "a"] and plan.expected_net == pytest.approx(425.0) and plan.cost == 120.0
+    assert (
+        chosen["customer_id"].tolist() == ["b", "c", "a"]
+        and plan.expected_net == pytest.approx(425.0)
+        and plan.cost == 120.0
+    )
     # A flat value per save ranks by churn risk alone.
     chosen, _ = plan_contacts(scores, budget=3, value_per_save=100.0)
     assert chosen["customer_id"].tolist() == ["a", "d", "b"]

@@ -12,9 +12,9 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SHARED_RETAIL
-from features.build import Horizons, feature_frame, build_features, build_training_table, monthly_cutoffs
+
+from features.build import Horizons, build_features, build_training_table, feature_frame, monthly_cutoffs
 
 pyspark = pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.spark, pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed")]
@@ -46,7 +46,9 @@ def _assert_same(duck: pd.DataFrame, spark: pd.DataFrame) -> None:
     for column in duck.columns.drop(KEYS):
         a, b = duck[column], spark[column]
         if a.dtype.kind in "fiub":
-            np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=column)
+            np.testing.assert_allclose(
+                a.to_numpy(float), b.to_numpy(float), rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=column
+            )
         else:
             assert a.fillna("<na>").tolist() == b.fillna("<na>").tolist(), column
 
@@ -119,6 +121,7 @@ def test_uci_features_labels_and_scores_match(spark, tmp_path):
 
     # and the same scores: a small LightGBM pair trained on this log, scored by both engines
     from conftest import point_mlflow_at
+
     from features.pipeline import Log
     from serving.predictor import load_models, score_customers
     from serving.spark_scoring import read_spark_scores, score_on_spark
@@ -136,7 +139,11 @@ def test_uci_features_labels_and_scores_match(spark, tmp_path):
     score_on_spark(log, as_of, models, tmp_path / "scores", reasons_share=0.1)
     on_spark = read_spark_scores(tmp_path / "scores", as_of)
     assert on_spark["customer_id"].tolist() == batch["customer_id"].tolist()
-    np.testing.assert_allclose(on_spark[["p_churn", "p_purchase", "value_at_risk"]], batch[["p_churn", "p_purchase", "value_at_risk"]], rtol=1e-9)
+    np.testing.assert_allclose(
+        on_spark[["p_churn", "p_purchase", "value_at_risk"]],
+        batch[["p_churn", "p_purchase", "value_at_risk"]],
+        rtol=1e-9,
+    )
     for column in ("rfm_segment", "lifecycle", "value_matrix", "abc_tier", "cluster", "action"):
         assert on_spark[column].tolist() == batch[column].tolist(), column
     top = min(on_spark["reason_1"].notna().sum(), batch["reason_1"].notna().sum())
@@ -147,13 +154,13 @@ def test_uci_features_labels_and_scores_match(spark, tmp_path):
 
 @pytest.mark.parametrize("share", [1.0, 0.1])
 def test_spark_scoring_matches_batch_scoring(spark, trained_store, tmp_path, share):
+    from conftest import point_mlflow_at
+
     from features.pipeline import open_store_log
     from features.spark import open_spark_log
     from features.store import store_path
     from serving.predictor import default_as_of, load_models, score_customers
     from serving.spark_scoring import read_spark_scores, score_on_spark
-
-    from conftest import point_mlflow_at
 
     point_mlflow_at(trained_store)
     duck = open_store_log(store_path(trained_store))
@@ -164,13 +171,25 @@ def test_spark_scoring_matches_batch_scoring(spark, trained_store, tmp_path, sha
         duck.table.to_parquet(tmp_path / "tx.parquet")
     finally:
         duck.close()
-    result = score_on_spark(open_spark_log(tmp_path / "tx.parquet", spark), as_of, models, tmp_path / "scores", reasons_share=share)
+    result = score_on_spark(
+        open_spark_log(tmp_path / "tx.parquet", spark), as_of, models, tmp_path / "scores", reasons_share=share
+    )
     spark_scores = read_spark_scores(tmp_path / "scores", as_of)
     assert result["customers"] == len(batch) == len(spark_scores)
     assert spark_scores["customer_id"].tolist() == batch["customer_id"].tolist()
     for column in ("p_churn", "p_purchase", "expected_value", "value_at_risk"):
         np.testing.assert_allclose(spark_scores[column], batch[column], rtol=1e-9, err_msg=column)
-    for column in ("rfm_segment", "r_score", "f_score", "m_score", "lifecycle", "value_matrix", "abc_tier", "cluster", "action"):
+    for column in (
+        "rfm_segment",
+        "r_score",
+        "f_score",
+        "m_score",
+        "lifecycle",
+        "value_matrix",
+        "abc_tier",
+        "cluster",
+        "action",
+    ):
         assert spark_scores[column].tolist() == batch[column].tolist(), column
     reasons = ["reason_1", "reason_2", "reason_3"]
     explained = spark_scores["reason_1"].notna()

@@ -18,7 +18,9 @@ def test_structure_is_retail_like():
     lines_per_invoice = sales.groupby("invoice_id").size()
     invoices_per_customer = sales.groupby("customer_id")["invoice_id"].nunique()
     assert lines_per_invoice.mean() > 3  # several lines per invoice
-    assert invoices_per_customer.min() >= 1 and invoices_per_customer.max() > 10 * invoices_per_customer.median()  # heterogeneous rates
+    assert (
+        invoices_per_customer.min() >= 1 and invoices_per_customer.max() > 10 * invoices_per_customer.median()
+    )  # heterogeneous rates
     returns = log[log["quantity"] < 0]
     assert 0.005 < len(returns) / len(log) < 0.05 and returns["invoice_id"].str.startswith("C").all()
     assert log["ts"].min() >= np.datetime64("2022-01-01") and log["ts"].max() < np.datetime64("2024-01-01")

@@ -48,7 +48,9 @@ def test_split_is_time_ordered_with_no_overlapping_label_windows():
     assert split.test == date(2011, 9, 1) and split.valid == date(2011, 6, 1)
     assert split.train == (date(2011, 1, 1), date(2011, 2, 1), date(2011, 3, 1))
     split30 = plan_split(datetime(2010, 12, 1, 8), datetime(2011, 12, 9, 12), 30)
-    assert (split30.valid, split30.test) == (date(2011, 10, 1), date(2011, 11, 1)) and split30.train[-1] == date(2011, 9, 1)
+    assert (split30.valid, split30.test) == (date(2011, 10, 1), date(2011, 11, 1)) and split30.train[-1] == date(
+        2011, 9, 1
+    )
 
 
 def test_short_log_is_refused_with_a_clear_message():
@@ -58,7 +60,11 @@ def test_short_log_is_refused_with_a_clear_message():
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"models": ["deep_forest"]}, "unknown model family 'deep_forest'"), ({"metric": "accuracy"}, "metric"), ({"calibration": "magic"}, "calibration")],
+    [
+        ({"models": ["deep_forest"]}, "unknown model family 'deep_forest'"),
+        ({"metric": "accuracy"}, "metric"),
+        ({"calibration": "magic"}, "calibration"),
+    ],
 )
 def test_bad_config_is_one_clear_error(overrides, message):
     with pytest.raises(PropensityError, match=message):
@@ -101,7 +107,11 @@ def test_train_register_load_by_alias_predict(log, tracking):
     assert result.version == 1 and 0.5 < result.champion_test["roc_auc"] <= 1
     model = load_model("churn")
     info = model_version_info("churn")
-    assert info["version"] == 1 and info["tags"]["family"] == result.champion and "recency_days" in info["tags"]["feature_spec"]
+    assert (
+        info["version"] == 1
+        and info["tags"]["family"] == result.champion
+        and "recency_days" in info["tags"]["feature_spec"]
+    )
     p = model.predict_proba(model_input(data.test, model.feature_spec))
     assert p.shape == (len(data.test),) and np.all((p >= 0) & (p <= 1))
 
@@ -159,9 +169,8 @@ def test_under_mlflow_run_task_runs_nest_under_the_project_run(tmp_path, monkeyp
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_RUN_ID", project.info.run_id)
     configure_tracking(tmp_path)
-    with project_run():
-        with mlflow.start_run(run_name="train-churn", nested=mlflow.active_run() is not None) as child:
-            pass
+    with project_run(), mlflow.start_run(run_name="train-churn", nested=mlflow.active_run() is not None) as child:
+        pass
     got = client.get_run(child.info.run_id)
     assert got.data.tags["mlflow.parentRunId"] == project.info.run_id and got.info.experiment_id == experiment
 

@@ -5,14 +5,13 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 import pytest
+from conftest import canonical_log
 
 from features.build import build_features
 from features.contract import load_mapping
 from features.errors import PropensityError
 from features.sources import Source
 from features.validate import ingest
-
-from conftest import canonical_log
 
 GOOD = {"customer_id": "1", "invoice_id": "i1", "ts": "2021-01-04 10:00:00", "quantity": "2", "unit_price": "1.5"}
 
@@ -73,7 +72,12 @@ def test_accounting_holds_on_a_mixed_dirty_log(tmp_path):
     frame = pd.concat([frame, frame.iloc[[0]]])
     _, report = canonical_log(frame, tmp_path)
     assert report.input_rows == len(frame) == report.accepted_rows + report.quarantined_rows
-    assert report.by_reason == {"missing_customer_id": 1, "invalid_timestamp": 1, "nonpositive_price": 1, "duplicate_line": 1}
+    assert report.by_reason == {
+        "missing_customer_id": 1,
+        "invalid_timestamp": 1,
+        "nonpositive_price": 1,
+        "duplicate_line": 1,
+    }
 
 
 def test_missing_required_column_is_one_clear_error(tmp_path):
@@ -104,7 +108,11 @@ def test_corrupt_parquet_is_one_clear_error(tmp_path):
 
 def test_log_without_invoices_or_products_still_works(tmp_path):
     frame = pd.DataFrame(
-        {"customer_id": ["1", "1", "1", "2"], "ts": ["2021-01-04 10:00", "2021-01-04 10:00", "2021-01-09 10:00", "2021-01-05 08:00"], "amount": ["5", "7", "-2", "3"]}
+        {
+            "customer_id": ["1", "1", "1", "2"],
+            "ts": ["2021-01-04 10:00", "2021-01-04 10:00", "2021-01-09 10:00", "2021-01-05 08:00"],
+            "amount": ["5", "7", "-2", "3"],
+        }
     )
     tx, report = canonical_log(frame, tmp_path)
     assert report.accepted_rows == 4 and report.returns == 1
@@ -159,7 +167,11 @@ def test_excel_and_duckdb_sources(tmp_path):
     db.close()
     report = ingest(duckdb.connect(), Source(tmp_path / "src.duckdb", table="sales"), load_mapping("canonical"))
     assert report.accepted_rows == 2
-    report = ingest(duckdb.connect(), Source(tmp_path / "src.duckdb", query="SELECT * FROM sales WHERE customer_id = '2'"), load_mapping("canonical"))
+    report = ingest(
+        duckdb.connect(),
+        Source(tmp_path / "src.duckdb", query="SELECT * FROM sales WHERE customer_id = '2'"),
+        load_mapping("canonical"),
+    )
     assert report.accepted_rows == 1
     with pytest.raises(PropensityError, match="--table or --query"):
         ingest(duckdb.connect(), Source(tmp_path / "src.duckdb"), load_mapping("canonical"))

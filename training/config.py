@@ -71,13 +71,17 @@ class TrainingConfig(_Strict):
 def _deep_update(base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in override.items():
-        out[key] = _deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
 def load_config(path: Path | None = None, profile: str | None = None, **overrides) -> TrainingConfig:
     try:
-        text = Path(path).read_text() if path else resources.files("training").joinpath("config/training.yaml").read_text()
+        text = (
+            Path(path).read_text() if path else resources.files("training").joinpath("config/training.yaml").read_text()
+        )
     except OSError as exc:
         raise PropensityError(f"Cannot read the training config {path}: {exc.strerror}.") from None
     data = yaml.safe_load(text) or {}
@@ -92,4 +96,6 @@ def load_config(path: Path | None = None, profile: str | None = None, **override
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top)"
-        raise PropensityError(f"The training config is invalid at {where!r}: {first['msg'].removeprefix('Value error, ')}.") from None
+        raise PropensityError(
+            f"The training config is invalid at {where!r}: {first['msg'].removeprefix('Value error, ')}."
+        ) from None

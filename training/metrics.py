@@ -61,7 +61,9 @@ def _metric_fn(metric: str):
     return lambda y, p: -log_loss(y, p, labels=[0, 1])
 
 
-def paired_bootstrap_se(y, scores: dict[str, np.ndarray], reference: str, metric: str, resamples: int = 200, seed: int = 0) -> dict[str, float]:
+def paired_bootstrap_se(
+    y, scores: dict[str, np.ndarray], reference: str, metric: str, resamples: int = 200, seed: int = 0
+) -> dict[str, float]:
     """Standard error of ``metric(reference) - metric(other)`` for every other score, over the same bootstrap resamples.
 
     Paired: both models are scored on each resample, so what they share (an easy or a hard
@@ -86,12 +88,14 @@ def segment_metrics(y, p, segments: pd.Series) -> pd.DataFrame:
     frame = pd.DataFrame({"y": np.asarray(y), "p": np.asarray(p), "segment": np.asarray(segments)})
     for name, part in frame.groupby("segment"):
         two = part["y"].nunique() == 2
-        rows.append({
-            "segment": name,
-            "n": len(part),
-            "rate": part["y"].mean(),
-            "mean_score": part["p"].mean(),
-            "roc_auc": roc_auc_score(part["y"], part["p"]) if two else np.nan,
-            "pr_auc": average_precision_score(part["y"], part["p"]) if two else np.nan,
-        })
+        rows.append(
+            {
+                "segment": name,
+                "n": len(part),
+                "rate": part["y"].mean(),
+                "mean_score": part["p"].mean(),
+                "roc_auc": roc_auc_score(part["y"], part["p"]) if two else np.nan,
+                "pr_auc": average_precision_score(part["y"], part["p"]) if two else np.nan,
+            }
+        )
     return pd.DataFrame(rows)

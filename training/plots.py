@@ -28,13 +28,29 @@ def cumulative_gain(y, p) -> tuple[np.ndarray, np.ndarray]:
     return share, hits / max(hits[-1], 1)
 
 
-def plot_all(y, scores: dict[str, np.ndarray], champion: str, calibrated: np.ndarray, title: str, out: Path) -> list[Path]:
+def plot_all(
+    y, scores: dict[str, np.ndarray], champion: str, calibrated: np.ndarray, title: str, out: Path
+) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     curves = (
         ("roc.png", lambda p: roc_curve(y, p)[:2], "false positive rate", "true positive rate", f"ROC - {title}", True),
-        ("pr.png", lambda p: precision_recall_curve(y, p)[1::-1], "recall", "precision", f"Precision-recall - {title}", False),
-        ("gain.png", lambda p: cumulative_gain(y, p), "share of customers contacted (by score)", "share of positives reached", f"Cumulative gain - {title}", True),
+        (
+            "pr.png",
+            lambda p: precision_recall_curve(y, p)[1::-1],
+            "recall",
+            "precision",
+            f"Precision-recall - {title}",
+            False,
+        ),
+        (
+            "gain.png",
+            lambda p: cumulative_gain(y, p),
+            "share of customers contacted (by score)",
+            "share of positives reached",
+            f"Cumulative gain - {title}",
+            True,
+        ),
     )
     for filename, curve, xlabel, ylabel, heading, diagonal in curves:
         fig, ax = plt.subplots(figsize=(5, 4.5))

@@ -27,7 +27,9 @@ class TimeSplit:
         return [*self.train, self.valid, self.test]
 
     def describe(self) -> str:
-        return f"train {self.train[0]}..{self.train[-1]} ({len(self.train)} cutoffs), valid {self.valid}, test {self.test}"
+        return (
+            f"train {self.train[0]}..{self.train[-1]} ({len(self.train)} cutoffs), valid {self.valid}, test {self.test}"
+        )
 
 
 def plan_split(first_ts: datetime, last_ts: datetime, horizon_days: int, min_history_days: int = 30) -> TimeSplit:
@@ -35,7 +37,9 @@ def plan_split(first_ts: datetime, last_ts: datetime, horizon_days: int, min_his
     h = timedelta(days=horizon_days)
     candidates = monthly_cutoffs(first_ts.date() + timedelta(days=min_history_days), end - h)
     if not candidates:
-        raise PropensityError(f"The log ({first_ts.date()} to {last_ts.date()}) is too short for a {horizon_days}-day horizon.")
+        raise PropensityError(
+            f"The log ({first_ts.date()} to {last_ts.date()}) is too short for a {horizon_days}-day horizon."
+        )
     test = candidates[-1]
     valid = [c for c in candidates if c + h <= test]
     train = [c for c in candidates if valid and c + h <= valid[-1]]

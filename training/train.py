@@ -6,10 +6,10 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Callable
 
 import mlflow
 import numpy as np
@@ -35,8 +35,18 @@ from training.split import TimeSplit, plan_split
 from training.tune import tune_family
 
 LEADERBOARD_COLUMNS = [
-    "family", "kind", "valid_metric", "test_roc_auc", "test_pr_auc", "test_log_loss", "test_brier",
-    "test_ece", "test_lift_at_10", "test_precision_at_10", "fit_s", "predict_s",
+    "family",
+    "kind",
+    "valid_metric",
+    "test_roc_auc",
+    "test_pr_auc",
+    "test_log_loss",
+    "test_brier",
+    "test_ece",
+    "test_lift_at_10",
+    "test_precision_at_10",
+    "fit_s",
+    "predict_s",
 ]
 
 
@@ -55,7 +65,12 @@ class TaskData:
         return model_input(frame, self.spec), frame[self.task].to_numpy()
 
     def fingerprint(self) -> dict:
-        out = {"task": self.task, "horizon_days": self.split.horizon_days, "data_first_ts": str(self.window[0]), "data_last_ts": str(self.window[1])}
+        out = {
+            "task": self.task,
+            "horizon_days": self.split.horizon_days,
+            "data_first_ts": str(self.window[0]),
+            "data_last_ts": str(self.window[1]),
+        }
         for part in ("train", "valid", "test"):
             frame = getattr(self, part)
             out[f"{part}_cutoffs"] = sorted(str(d.date()) for d in frame["as_of"].unique())
@@ -91,14 +106,20 @@ def prepare_task(log: Log, task: str, cfg: TrainingConfig) -> TaskData:
     split = plan_split(first_ts, last_ts, cfg.horizons[task], cfg.min_history_days)
     table = build_training_table(log.table, split.all, task_horizons(task, cfg))
     table = pd.concat([table, assign_segments(table, load_segment_rules())[["rfm_segment"]]], axis=1)
-    parts = {name: table[table["as_of"].isin(pd.to_datetime(list(cutoffs)))].reset_index(drop=True)
-             for name, cutoffs in (("train", split.train), ("valid", [split.valid]), ("test", [split.test]))}
+    parts = {
+        name: table[table["as_of"].isin(pd.to_datetime(list(cutoffs)))].reset_index(drop=True)
+        for name, cutoffs in (("train", split.train), ("valid", [split.valid]), ("test", [split.test]))
+    }
     for name, frame in parts.items():
         if frame.empty or frame[task].nunique() < 2:
-            raise PropensityError(f"The {name} cutoffs of the {task} task have {len(frame)} customers and a single label class: there is nothing to learn.")
+            raise PropensityError(
+                f"The {name} cutoffs of the {task} task have {len(frame)} customers and a single label class: there is nothing to learn."
+            )
     if not set(parts["train"]["as_of"]).isdisjoint(set(parts["test"]["as_of"]) | set(parts["valid"]["as_of"])):
         raise AssertionError("a validation or test cutoff leaked into training")
-    return TaskData(task, split, spec_for_columns(table.columns), parts["train"], parts["valid"], parts["test"], (first_ts, last_ts))
+    return TaskData(
+        task, split, spec_for_columns(table.columns), parts["train"], parts["valid"], parts["test"], (first_ts, last_ts)
+    )
 
 
 def _subsample(X, y, max_rows: int, seed: int):
@@ -128,20 +149,42 @@ def run_family(name: str, data: TaskData, cfg: TrainingConfig) -> dict:
     t0 = time.perf_counter()
     p_te = model.predict_proba(X_te)[:, 1]
     predict_s = time.perf_counter() - t0
-    return {"name": name, "family": family, "params": params, "model": model, "fit_s": fit_s, "predict_s": predict_s,
-            "p_valid": p_va, "p_test": p_te, "valid": score_metrics(y_va, p_va), "test": score_metrics(y_te, p_te)}
+    return {
+        "name": name,
+        "family": family,
+        "params": params,
+        "model": model,
+        "fit_s": fit_s,
+        "predict_s": predict_s,
+        "p_valid": p_va,
+        "p_test": p_te,
+        "valid": score_metrics(y_va, p_va),
+        "test": score_metrics(y_te, p_te),
+    }
 
 
 def _leaderboard(results: list[dict], metric: str) -> pd.DataFrame:
     rows = []
     for r in results:
         t = r["test"]
-        rows.append({
-            "family": r["name"], "kind": "baseline" if r["family"].baseline else "model", "valid_metric": r["valid"][metric],
-            **{f"test_{k}": t[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_at_10", "precision_at_10")},
-            "fit_s": r["fit_s"], "predict_s": r["predict_s"],
-        })
-    return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS).sort_values("valid_metric", ascending=False, kind="stable").reset_index(drop=True)
+        rows.append(
+            {
+                "family": r["name"],
+                "kind": "baseline" if r["family"].baseline else "model",
+                "valid_metric": r["valid"][metric],
+                **{
+                    f"test_{k}": t[k]
+                    for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_at_10", "precision_at_10")
+                },
+                "fit_s": r["fit_s"],
+                "predict_s": r["predict_s"],
+            }
+        )
+    return (
+        pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
+        .sort_values("valid_metric", ascending=False, kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 # Simplest first: fewer parameters and an easier story. Under the one-SE rule (after Breiman et al.,
@@ -153,16 +196,30 @@ SIMPLEST_FIRST = ("recency_rule", "bgnbd", "logistic", "decision_tree", "random_
 def choose_champion(results: list[dict], y_valid, cfg: TrainingConfig) -> tuple[dict, dict]:
     """The champion among the trained families, and how it was chosen (logged with the run)."""
     best = max(results, key=lambda r: r["valid"][cfg.metric])  # first of equals, in training order
-    se = paired_bootstrap_se(y_valid, {r["name"]: r["p_valid"] for r in results}, best["name"], cfg.metric,
-                             cfg.bootstrap_resamples, cfg.seed) if cfg.champion_rule == "one_se" else {}
+    se = (
+        paired_bootstrap_se(
+            y_valid,
+            {r["name"]: r["p_valid"] for r in results},
+            best["name"],
+            cfg.metric,
+            cfg.bootstrap_resamples,
+            cfg.seed,
+        )
+        if cfg.champion_rule == "one_se"
+        else {}
+    )
     deficit = {r["name"]: best["valid"][cfg.metric] - r["valid"][cfg.metric] for r in results}
     eligible = [r for r in results if r is best or deficit[r["name"]] <= se.get(r["name"], 0.0)]
     rank = {name: i for i, name in enumerate(SIMPLEST_FIRST)}
     chosen = min(eligible, key=lambda r: rank.get(r["name"], len(rank)))
     return chosen, {
-        "rule": cfg.champion_rule, "best_on_valid": best["name"], "valid_best": best["valid"][cfg.metric],
-        "deficit": deficit, "paired_se": se,
-        "within": sorted((r["name"] for r in eligible), key=lambda n: rank.get(n, len(rank))), "champion": chosen["name"],
+        "rule": cfg.champion_rule,
+        "best_on_valid": best["name"],
+        "valid_best": best["valid"][cfg.metric],
+        "deficit": deficit,
+        "paired_se": se,
+        "within": sorted((r["name"] for r in eligible), key=lambda n: rank.get(n, len(rank))),
+        "champion": chosen["name"],
     }
 
 
@@ -173,14 +230,27 @@ def _log_leaderboard(board: pd.DataFrame, folder: Path) -> None:
     (folder / "leaderboard.md").write_text("\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells]) + "\n")
 
 
-def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, progress: Callable[[str], None] = lambda _: None) -> TaskResult:
+def train_task(
+    log: Log, task: str, cfg: TrainingConfig, register: bool = True, progress: Callable[[str], None] = lambda _: None
+) -> TaskResult:
     data = prepare_task(log, task, cfg)
     families = [*cfg.models, *[b for b in cfg.baselines if b not in cfg.models]]
-    with mlflow.start_run(run_name=f"train-{task}", nested=mlflow.active_run() is not None) as parent, tempfile.TemporaryDirectory() as tmp:
+    with (
+        mlflow.start_run(run_name=f"train-{task}", nested=mlflow.active_run() is not None) as parent,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         folder = Path(tmp)
         mlflow.log_dict(cfg.model_dump(), "config.json")
         mlflow.log_dict(data.fingerprint(), "dataset.json")
-        mlflow.log_params({"task": task, "horizon_days": cfg.horizons[task], "split": data.split.describe(), "metric": cfg.metric, "seed": cfg.seed})
+        mlflow.log_params(
+            {
+                "task": task,
+                "horizon_days": cfg.horizons[task],
+                "split": data.split.describe(),
+                "metric": cfg.metric,
+                "seed": cfg.seed,
+            }
+        )
         mlflow.log_metrics({f"{k}": v for k, v in data.fingerprint().items() if isinstance(v, (int, float))})
         results = []
         for name in families:
@@ -205,11 +275,19 @@ def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, 
         mlflow.log_metrics({f"champion_test_{k}": v for k, v in champion_test.items() if np.isfinite(v)})
         mlflow.set_tags({"champion": champion["name"], "best_on_valid": selection["best_on_valid"], "task": task})
         baselines = [r for base in ("recency_rule", "bgnbd") for r in results if r["name"] == base]
-        margins = {f"{r['name']}_{m}": champion_test[m] - r["test"][m] for r in baselines for m in ("roc_auc", "pr_auc")}
+        margins = {
+            f"{r['name']}_{m}": champion_test[m] - r["test"][m] for r in baselines for m in ("roc_auc", "pr_auc")
+        }
         margin_se = {}
         for m in ("roc_auc", "pr_auc"):  # paired bootstrap over the test customers, one pass for both baselines
-            se = paired_bootstrap_se(y_te, {"champion": p_cal, **{r["name"]: r["p_test"] for r in baselines}}, "champion", m,
-                                     cfg.bootstrap_resamples, cfg.seed)
+            se = paired_bootstrap_se(
+                y_te,
+                {"champion": p_cal, **{r["name"]: r["p_test"] for r in baselines}},
+                "champion",
+                m,
+                cfg.bootstrap_resamples,
+                cfg.seed,
+            )
             margin_se.update({f"{name}_{m}": v for name, v in se.items()})
         mlflow.log_metrics({f"margin_vs_{k}": v for k, v in margins.items()})
         mlflow.log_metrics({f"margin_se_vs_{k}": v for k, v in margin_se.items()})
@@ -218,7 +296,14 @@ def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, 
         scores = {r["name"]: r["p_test"] for r in results}
         plot_all(y_te, scores, champion["name"], p_cal, f"{task} @ {data.split.test}", folder)
         sample = min(len(y_va), 3000)
-        imp = permutation_importance(champion["model"], X_va.iloc[:sample], y_va[:sample], scoring="average_precision", n_repeats=3, random_state=cfg.seed)
+        imp = permutation_importance(
+            champion["model"],
+            X_va.iloc[:sample],
+            y_va[:sample],
+            scoring="average_precision",
+            n_repeats=3,
+            random_state=cfg.seed,
+        )
         importance = pd.Series(imp.importances_mean, index=X_va.columns).drop(labels="customer_id", errors="ignore")
         importance.sort_values(ascending=False).to_csv(folder / "importance.csv")
         plot_importance(importance, task, folder)
@@ -226,7 +311,9 @@ def train_task(log: Log, task: str, cfg: TrainingConfig, register: bool = True, 
         mlflow.log_artifacts(str(folder), "evaluation")
 
         version = _register(task, calibrated, champion["name"], data, cfg) if register else None
-        return TaskResult(task, board, champion["name"], champion_test, version, parent.info.run_id, margins, selection, margin_se)
+        return TaskResult(
+            task, board, champion["name"], champion_test, version, parent.info.run_id, margins, selection, margin_se
+        )
 
 
 def _register(task: str, estimator, family: str, data: TaskData, cfg: TrainingConfig) -> int:
@@ -236,12 +323,17 @@ def _register(task: str, estimator, family: str, data: TaskData, cfg: TrainingCo
     X_tr, _ = data.xy("train")
     rules = load_segment_rules()
     clusters = fit_clusters(data.train, rules.clusters).to_dict()
-    packaged = PropensityModel(estimator, data.spec, task, family, cfg.horizons[task], PropensityModel.reference_row(X_tr, data.spec), clusters)
+    packaged = PropensityModel(
+        estimator, data.spec, task, family, cfg.horizons[task], PropensityModel.reference_row(X_tr, data.spec), clusters
+    )
     X_va, _ = data.xy("valid")
     example = X_va.drop(columns=["customer_id"]).head(5)
     signature = infer_signature(example, packaged.predict(None, example))
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=packaged, signature=signature, input_example=example,
+        name="model",
+        python_model=packaged,
+        signature=signature,
+        input_example=example,
         registered_model_name=MODEL_NAMES[task],
     )
     version = int(info.registered_model_version)
@@ -249,9 +341,15 @@ def _register(task: str, estimator, family: str, data: TaskData, cfg: TrainingCo
     name = MODEL_NAMES[task]
     fingerprint = data.fingerprint()
     tags = {
-        "family": family, "task": task, "horizon_days": str(cfg.horizons[task]), "calibration": cfg.calibration,
-        "feature_spec": json.dumps(data.spec.to_dict()), "data_window": f"{data.window[0]} .. {data.window[1]}",
-        "train_cutoffs": ",".join(fingerprint["train_cutoffs"]), "valid_cutoff": str(data.split.valid), "test_cutoff": str(data.split.test),
+        "family": family,
+        "task": task,
+        "horizon_days": str(cfg.horizons[task]),
+        "calibration": cfg.calibration,
+        "feature_spec": json.dumps(data.spec.to_dict()),
+        "data_window": f"{data.window[0]} .. {data.window[1]}",
+        "train_cutoffs": ",".join(fingerprint["train_cutoffs"]),
+        "valid_cutoff": str(data.split.valid),
+        "test_cutoff": str(data.split.test),
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, str(version), key, value)
@@ -266,6 +364,8 @@ def evaluate_registered(log: Log, task: str, as_of: date, cfg: TrainingConfig, v
     model = load_model(task, version)
     table = build_training_table(log.table, [as_of], task_horizons(task, cfg))
     if table.empty or table[task].nunique() < 2:
-        raise PropensityError(f"The cutoff {as_of} has {len(table)} customers and a single {task} class: nothing to evaluate.")
+        raise PropensityError(
+            f"The cutoff {as_of} has {len(table)} customers and a single {task} class: nothing to evaluate."
+        )
     p = model.predict_proba(model_input(table, model.feature_spec))
     return score_metrics(table[task].to_numpy(), p)

@@ -14,7 +14,9 @@ from training.config import TrainingConfig
 from training.metrics import score_metrics
 
 
-def tune_family(family: Family, spec: FeatureSpec, X_train, y_train, X_valid, y_valid, cfg: TrainingConfig, log_trials: bool = True) -> dict:
+def tune_family(
+    family: Family, spec: FeatureSpec, X_train, y_train, X_valid, y_valid, cfg: TrainingConfig, log_trials: bool = True
+) -> dict:
     """Best parameters on the validation cutoff by ``cfg.metric`` (empty for untuned families)."""
     if not family.tuned:
         return {}
