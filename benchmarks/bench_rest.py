@@ -32,8 +32,8 @@ DATA = HERE / "out" / "rest"
 
 def customer_features(data_dir: Path, customer: str, as_of: str) -> list[dict]:
     from features.build import build_features
-    from features.pipeline import open_store_log
     from features.store import store_path
+    from features.transactions import open_store_log
 
     log = open_store_log(store_path(data_dir))
     try:

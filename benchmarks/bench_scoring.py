@@ -44,10 +44,9 @@ def store_for(customers: int, seed: int) -> Path:
 
 
 def train(data_dir: Path) -> None:
-    import ibis
 
-    from features.pipeline import Log
     from features.store import connect_store
+    from features.transactions import TransactionLog
     from models.registry import configure_tracking
     from training.config import load_config
     from training.train import train_task
@@ -56,7 +55,7 @@ def train(data_dir: Path) -> None:
         return
     configure_tracking(data_dir)
     con = connect_store(store_for(50_000, seed=7), read_only=True)
-    log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
+    log = TransactionLog.on(con)
     cfg = load_config(profile="quick", models=["lightgbm"], baselines=[], tuning={"n_trials": 3, "timeout_s": 30})
     for task in ("churn", "purchase"):
         print(f"  trained {task}: champion {train_task(log, task, cfg).champion}", flush=True)
@@ -64,10 +63,9 @@ def train(data_dir: Path) -> None:
 
 
 def child(store: str, data_dir: str, share: float) -> None:
-    import ibis
 
-    from features.pipeline import Log
     from features.store import connect_store
+    from features.transactions import TransactionLog
     from models.registry import configure_tracking
     from serving.batch import run_batch
     from serving.predictor import load_models
@@ -78,7 +76,7 @@ def child(store: str, data_dir: str, share: float) -> None:
     load_s = time.perf_counter() - t0
     con = connect_store(Path(store))
     result = run_batch(
-        Log(con, ibis.duckdb.from_connection(con).table("transactions")),
+        TransactionLog.on(con),
         models,
         Path(data_dir) / "exports",
         reasons_share=share,

@@ -67,16 +67,15 @@ def child(engine: str, task: str, million: int) -> None:
         seconds = time.perf_counter() - t0
         jvm = _hwm_mb(spark.sparkContext._gateway.proc.pid)
     else:
-        import ibis
         from bench_features import make_store
 
         from features.build import build_features
-        from features.pipeline import Log
         from features.store import connect_store
+        from features.transactions import TransactionLog
         from serving.predictor import score_customers
 
         con = connect_store(make_store(million), read_only=True)
-        log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
+        log = TransactionLog.on(con)
         if task == "features":
             frame = build_features(log.table, [CUTOFF])
             frame.to_parquet(OUT / f"duckdb_features_{million}M.parquet")

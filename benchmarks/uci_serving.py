@@ -44,13 +44,12 @@ def decile_table(scored, labels):
 
 
 def run(data_dir: Path, profile: str | None = "quick", source: Path = SHARED_RETAIL):
-    import ibis
 
     from features.build import Horizons, build_training_table
     from features.contract import load_mapping
-    from features.pipeline import Log, ingest_into_store, open_store_log
     from features.sources import Source
     from features.store import connect_store, store_path
+    from features.transactions import TransactionLog, ingest_into_store, open_store_log
     from models.registry import configure_tracking
     from serving.batch import run_batch, write_report
     from serving.predictor import load_models
@@ -70,7 +69,7 @@ def run(data_dir: Path, profile: str | None = "quick", source: Path = SHARED_RET
     log.close()
     con = connect_store(store_path(data_dir))
     try:
-        log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
+        log = TransactionLog.on(con)
         models = load_models()
         t = time.perf_counter()
         labelled = run_batch(log, models, data_dir / "exports", LABELLED_CUTOFF)

@@ -69,9 +69,6 @@ class SparkLog:
     backend: object
     table: ir.Table
 
-    def close(self) -> None:  # the session outlives a log; stop it with spark.stop()
-        pass
-
 
 def open_spark_log(source: str | Path, spark, view: str = "transactions") -> SparkLog:
     """A validated canonical log read in place: Parquet (file, folder or glob) or a catalog table name."""
@@ -101,13 +98,29 @@ def feature_expr_for(log, cutoffs: list[date], horizons: Horizons, with_labels: 
 
 
 def write_spark_features(
-    log: SparkLog, cutoffs: list[date], out_dir: Path, horizons: Horizons = Horizons(), with_labels: bool = True
+    log: SparkLog, cutoffs: list[date], out_dir: Path, horizons: Horizons | None = None, with_labels: bool = True
 ) -> Path:
     """Features (and labels) per cutoff, written by Spark as Parquet partitioned by ``as_of_date`` (the folder is replaced)."""
-    expr = feature_expr_for(log, cutoffs, horizons, with_labels)
+    expr = feature_expr_for(log, cutoffs, horizons or Horizons(), with_labels)
     expr = expr.mutate(as_of_date=expr.as_of.date().cast("string"))
     log.backend.to_parquet(expr, str(out_dir), mode="overwrite", partitionBy="as_of_date")
     return Path(out_dir)
+
+
+def build_on_spark(
+    source: str | None,
+    cutoffs: list[date],
+    out_dir: Path,
+    horizons: Horizons,
+    with_labels: bool = True,
+    master: str | None = None,
+    remote: str | None = None,
+) -> Path:
+    """Read a validated log in place on Spark and write its feature table (the CLI's ``--engine spark``)."""
+    if not source:
+        raise PropensityError("With --engine spark, give --source: the validated log as Parquet (or a table name).")
+    log = open_spark_log(source, spark_session(master, remote))
+    return write_spark_features(log, cutoffs, out_dir, horizons, with_labels)
 
 
 def spark_frame(log: SparkLog, expr: ir.Table):

@@ -97,3 +97,13 @@ def export_table(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> Pa
     with atomic_path(target) as tmp:
         con.execute(f"COPY ({query}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT {fmt})")
     return target
+
+
+@contextmanager
+def store_connection(explicit_dir: Path | None = None, read_only: bool = True):
+    """The data dir's store, open for the block and closed after it."""
+    con = connect_store(store_path(explicit_dir), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()

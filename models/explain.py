@@ -19,22 +19,9 @@ from models.baselines import BTYD_FEATURES
 TREE_FAMILIES = ("decision_tree", "random_forest", "xgboost", "lightgbm")
 
 
-def _pipeline(estimator) -> Pipeline | None:
-    """The one fitted pipeline inside a calibrated (frozen) champion, or None (e.g. the SVM's 3-fold ensemble)."""
-    from sklearn.frozen import FrozenEstimator
-
-    inner = estimator
-    for _ in range(4):
-        if isinstance(inner, Pipeline):
-            return inner
-        if isinstance(inner, FrozenEstimator):
-            inner = inner.estimator
-            continue
-        fitted = getattr(inner, "calibrated_classifiers_", None)
-        if fitted is None or len(fitted) != 1:
-            return None
-        inner = fitted[0].estimator
-    return None
+def _pipeline(model) -> Pipeline | None:
+    """The packaged model's fitted pipeline, or None when its learner is not one (e.g. the SVM's 3-fold ensemble)."""
+    return model.pipeline if isinstance(model.pipeline, Pipeline) else None
 
 
 def _input_feature(name: str, inputs: list[str]) -> str:
@@ -104,7 +91,7 @@ def contributions(model, X: pd.DataFrame) -> pd.DataFrame:
     """One row per input row, one column per model input (plus the BG/NBD inputs a learner derives)."""
     if X.empty:
         return pd.DataFrame(index=X.index, columns=model.feature_spec.columns, dtype=float)
-    pipe = _pipeline(model.estimator)
+    pipe = _pipeline(model)
     if model.family in TREE_FAMILIES and pipe is not None and "prep" in pipe.named_steps:
         phi, names = _tree_contributions(pipe, X, model.family)
         inputs = [*model.feature_spec.columns, *BTYD_FEATURES]
@@ -119,7 +106,7 @@ def contributions(model, X: pd.DataFrame) -> pd.DataFrame:
 
 def btyd_values(model, X: pd.DataFrame) -> pd.DataFrame:
     """The BG/NBD inputs a learner derives for these rows (empty when the model has none)."""
-    pipe = _pipeline(model.estimator)
+    pipe = _pipeline(model)
     if pipe is None or "btyd" not in pipe.named_steps:
         return pd.DataFrame(index=X.index)
     return pipe.named_steps["btyd"].transform(X)[list(BTYD_FEATURES)]

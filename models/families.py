@@ -26,8 +26,6 @@ from features.errors import PropensityError
 from models.baselines import BTYD_FEATURES, BGNBDBaseline, BGNBDFeatures, RecencyRule
 from models.spec import FeatureSpec
 
-SVM_MAX_ROWS = 50_000  # above this, the SVM trains on a documented stratified subsample
-
 
 def _signed_log(x):
     return np.sign(x) * np.log1p(np.abs(x))
@@ -112,6 +110,23 @@ def _lgbm(spec, p, seed):
     )
 
 
+def _mlp(spec, p, seed):
+    from sklearn.neural_network import MLPClassifier
+
+    layers = (p["units"],) if p["layers"] == 1 else (p["units"], max(p["units"] // 2, 4))
+    net = MLPClassifier(
+        hidden_layer_sizes=layers,
+        alpha=p["alpha"],
+        learning_rate_init=p["learning_rate_init"],
+        batch_size=256,
+        max_iter=200,
+        early_stopping=True,  # a seeded 10% of the training rows decides when to stop
+        n_iter_no_change=10,
+        random_state=seed,
+    )
+    return Pipeline([*_with_btyd(spec, True), ("model", net)])
+
+
 def _logistic(spec, p, seed):
     return Pipeline(
         [
@@ -176,6 +191,16 @@ FAMILIES: dict[str, Family] = {
             "reg_lambda": t.suggest_float("reg_lambda", 1e-2, 10, log=True),
         },
     ),
+    "neural_network": Family(
+        "neural_network",
+        _mlp,
+        lambda t: {
+            "layers": t.suggest_int("layers", 1, 2),
+            "units": t.suggest_int("units", 8, 64, log=True),
+            "alpha": t.suggest_float("alpha", 1e-5, 1e-1, log=True),
+            "learning_rate_init": t.suggest_float("learning_rate_init", 1e-4, 1e-2, log=True),
+        },
+    ),
     "logistic": Family("logistic", _logistic, lambda t: {"C": t.suggest_float("C", 1e-3, 10, log=True)}, baseline=True),
     "recency_rule": Family(
         "recency_rule", lambda spec, p, seed: RecencyRule(), lambda t: {}, baseline=True, tuned=False
@@ -188,8 +213,6 @@ FAMILIES: dict[str, Family] = {
         tuned=False,
     ),
 }
-CANDIDATES = ("decision_tree", "svm", "random_forest", "xgboost", "lightgbm")
-BASELINES = ("logistic", "recency_rule", "bgnbd")
 
 
 def get_family(name: str) -> Family:

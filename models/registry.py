@@ -71,12 +71,20 @@ def load_model(task: str, version: int | None = None):
 
 
 def model_version_info(task: str, version: int | None = None) -> dict:
+    """Name, version, training run and the typed record of a registered version (the champion by default)."""
     from mlflow import MlflowClient
+
+    from models.record import RECORD_TAG, ModelRecord
 
     client = MlflowClient()
     name = MODEL_NAMES[task]
     mv = client.get_model_version(name, str(version)) if version else client.get_model_version_by_alias(name, ALIAS)
-    return {"name": name, "version": int(mv.version), "run_id": mv.run_id, "tags": dict(mv.tags)}
+    if RECORD_TAG not in mv.tags:
+        raise PropensityError(
+            f"{name} version {mv.version} predates the model record: retrain it with `propensity train`."
+        )
+    record = ModelRecord.model_validate_json(mv.tags[RECORD_TAG])
+    return {"name": name, "version": int(mv.version), "run_id": mv.run_id, "record": record}
 
 
 def project_run():

@@ -13,100 +13,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import duckdb
-import numpy as np
 import pandas as pd
 
 from features.build import as_cutoff, data_window
-from features.pipeline import Log
-from features.store import atomic_path, has_table, write_frame
+from features.store import atomic_path
+from features.transactions import TransactionLog
+from serving.drift import compare_runs
 from serving.predictor import Models, default_as_of, score_customers
-
-PSI_BINS = 10
-
-
-def save_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
-    con.register("new_scores", scores)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("CREATE TABLE IF NOT EXISTS scores AS SELECT * FROM new_scores WHERE false")
-        have = {row[0] for row in con.execute("DESCRIBE scores").fetchall()}
-        for name, kind, *_ in con.execute("DESCRIBE new_scores").fetchall():  # a newer version's columns
-            if name not in have:
-                con.execute(f'ALTER TABLE scores ADD COLUMN "{name}" {kind}')
-        con.execute("DELETE FROM scores WHERE as_of IN (SELECT DISTINCT as_of FROM new_scores)")
-        con.execute("INSERT INTO scores BY NAME SELECT * FROM new_scores")
-        con.execute("COMMIT")
-    except duckdb.Error:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("new_scores")
-
-
-def export_scores(scores: pd.DataFrame, folder: Path) -> list[Path]:
-    stamp = pd.Timestamp(scores["as_of"].iloc[0]).date().isoformat()
-    return [write_frame(scores, Path(folder) / f"scores_{stamp}.{ext}") for ext in ("parquet", "csv")]
-
-
-def scores_as_of(
-    con: duckdb.DuckDBPyConnection, as_of: date | None = None, before: bool = False
-) -> pd.DataFrame | None:
-    """The stored scores of one run: ``as_of`` itself, the latest before it (``before``), or the latest of all."""
-    if not has_table(con, "scores"):
-        return None
-    if as_of is None:
-        pick = "SELECT max(as_of) FROM scores"
-        args = []
-    else:
-        pick = f"SELECT max(as_of) FROM scores WHERE as_of {'<' if before else '='} ?"
-        args = [pd.Timestamp(as_cutoff(as_of))]
-    chosen = con.execute(pick, args).fetchall()[0][0]
-    if chosen is None:
-        return None
-    return con.execute("SELECT * FROM scores WHERE as_of = ? ORDER BY rank", [chosen]).df()
-
-
-def psi(expected: np.ndarray, actual: np.ndarray, bins: int = PSI_BINS) -> float:
-    """Population stability index of ``actual`` against ``expected``, on the expected distribution's deciles.
-
-    Rule of thumb: below 0.1 stable, 0.1-0.25 moderate shift, above 0.25 a large shift.
-    """
-    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)[1:-1]))
-    e = np.bincount(np.searchsorted(edges, expected, "right"), minlength=len(edges) + 1) / len(expected)
-    a = np.bincount(np.searchsorted(edges, actual, "right"), minlength=len(edges) + 1) / len(actual)
-    e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def segment_migration(previous: pd.DataFrame, current: pd.DataFrame, column: str = "rfm_segment") -> pd.DataFrame:
-    """Customers scored in both runs, counted by (from, to) segment; new and gone customers have their own rows."""
-    both = previous[["customer_id", column]].merge(
-        current[["customer_id", column]], on="customer_id", how="outer", suffixes=("_from", "_to")
-    )
-    both = both.fillna({f"{column}_from": "(new)", f"{column}_to": "(gone)"})
-    table = both.groupby([f"{column}_from", f"{column}_to"]).size().rename("customers").reset_index()
-    return table.rename(columns={f"{column}_from": "from", f"{column}_to": "to"}).sort_values(
-        "customers", ascending=False, ignore_index=True
-    )
-
-
-def compare_runs(previous: pd.DataFrame | None, current: pd.DataFrame) -> dict:
-    if previous is None or previous.empty:
-        return {"previous_as_of": None}
-    migration = segment_migration(previous, current)
-    stayed = migration[(migration["from"] == migration["to"])]["customers"].sum()
-    kept = migration[~migration["from"].eq("(new)") & ~migration["to"].eq("(gone)")]["customers"].sum()
-    return {
-        "previous_as_of": str(pd.Timestamp(previous["as_of"].iloc[0]).date()),
-        "psi_p_churn": psi(previous["p_churn"].to_numpy(), current["p_churn"].to_numpy()),
-        "psi_p_purchase": psi(previous["p_purchase"].to_numpy(), current["p_purchase"].to_numpy()),
-        "customers_in_both": int(kept),
-        "customers_moved_segment": int(kept - stayed),
-        "customers_new": int(migration[migration["from"] == "(new)"]["customers"].sum()),
-        "customers_gone": int(migration[migration["to"] == "(gone)"]["customers"].sum()),
-        "migration": migration.to_dict("records"),
-    }
+from serving.score_store import export_scores, save_scores, scores_as_of
 
 
 @dataclass
@@ -117,7 +31,7 @@ class BatchResult:
 
 
 def run_batch(
-    log: Log,
+    log: TransactionLog,
     models: Models,
     exports: Path,
     as_of: date | str | None = None,
@@ -147,7 +61,7 @@ def run_batch(
     manifest = {
         "as_of": str(cutoff),
         "models": {
-            task: {k: v for k, v in info.items() if k != "tags"} | {"family": info["tags"].get("family")}
+            task: {k: v for k, v in info.items() if k != "tags"} | {"family": info["record"].family}
             for task, info in models.info.items()
         },
         "data_window": {"first_ts": str(first_ts), "last_ts": str(last_ts)},
@@ -168,28 +82,6 @@ def run_batch(
     progress("recording the run in MLflow")
     manifest["mlflow_run_id"] = log_manifest(manifest)
     return BatchResult(scores, manifest, [*paths, manifest_path])
-
-
-def score_store(
-    data_dir: Path | None,
-    models: Models,
-    as_of: date | str | None = None,
-    reasons_share: float = 1.0,
-    progress=lambda step: None,
-) -> BatchResult:
-    """Batch-score the embedded store's log (exports under ``<data dir>/exports``)."""
-    import ibis
-
-    from features.store import connect_store, require_table, store_path
-    from features.store import data_dir as resolve_data_dir
-
-    con = connect_store(store_path(data_dir))
-    try:
-        require_table(con, "transactions")
-        log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
-        return run_batch(log, models, resolve_data_dir(data_dir) / "exports", as_of, reasons_share, progress)
-    finally:
-        con.close()
 
 
 def log_manifest(manifest: dict) -> str:
@@ -216,24 +108,3 @@ def log_manifest(manifest: dict) -> str:
         mlflow.log_metrics(metrics)
         mlflow.log_dict(manifest, "manifest.json")
         return run.info.run_id
-
-
-def write_report(con: duckdb.DuckDBPyConnection, folder: Path, as_of: date | str | None = None):
-    """The HTML report for a stored scoring run (default: the latest) against the run before it."""
-    from features.errors import PropensityError
-    from models.registry import model_version_info
-    from serving.report import build_report
-
-    scores = scores_as_of(con, as_cutoff(as_of) if as_of else None)
-    if scores is None or scores.empty:
-        raise PropensityError(
-            f"There are no scores{' as of ' + str(as_of) if as_of else ''} to report on: run `propensity score` first."
-        )
-    cutoff = pd.Timestamp(scores["as_of"].iloc[0]).date()
-    info = {
-        task: model_version_info(
-            task, int(scores[f"{task}_model_version"].iloc[0]) if f"{task}_model_version" in scores else None
-        )
-        for task in ("churn", "purchase")
-    }
-    return build_report(scores, scores_as_of(con, cutoff, before=True), info, Path(folder) / cutoff.isoformat())

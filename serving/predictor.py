@@ -19,9 +19,10 @@ from features.build import as_cutoff, build_features, data_window
 from features.clusters import ClusterModel
 from features.definitions import FEATURES
 from features.errors import PropensityError
-from features.pipeline import Log
 from features.segments import SegmentReference, SegmentRules, assign_segments, load_segment_rules
+from features.transactions import TransactionLog
 from models.explain import btyd_values, contributions
+from models.packaged import PropensityModel
 from models.spec import FeatureSpec, model_input
 from serving.reasons import REASON_COLUMNS, top_reasons
 
@@ -36,9 +37,20 @@ def load_actions() -> dict:
 
 @dataclass
 class Models:
-    churn: object
-    purchase: object
+    churn: PropensityModel
+    purchase: PropensityModel
     info: dict = field(default_factory=dict)  # task -> registry name, version, run id, tags
+
+    @property
+    def lookback_days(self) -> int:
+        """The population both models were trained on (it travels inside each model)."""
+        days = {self.churn.lookback_days, self.purchase.lookback_days}
+        if len(days) > 1:
+            raise PropensityError(
+                f"The churn and purchase champions were trained on different populations (lookback "
+                f"{self.churn.lookback_days} vs {self.purchase.lookback_days} days): retrain one with the other's."
+            )
+        return days.pop()
 
 
 def load_models(churn_version: int | None = None, purchase_version: int | None = None) -> Models:
@@ -53,7 +65,7 @@ def load_models(churn_version: int | None = None, purchase_version: int | None =
     )
 
 
-def default_as_of(log: Log) -> date:
+def default_as_of(log: TransactionLog) -> date:
     """The day after the last transaction: everything in the log is history."""
     _, last_ts = data_window(log.table)
     return last_ts.date() + timedelta(days=1)
@@ -157,11 +169,10 @@ def score_features(
     return pd.DataFrame(columns)
 
 
-def score_customers(
-    log: Log, as_of: date | str, models: Models, lookback_days: int = 365, reasons_share: float = 1.0
-) -> pd.DataFrame:
-    """One row per eligible customer as of a date, ranked by value at risk (highest first)."""
+def score_customers(log: TransactionLog, as_of: date | str, models: Models, reasons_share: float = 1.0) -> pd.DataFrame:
+    """One row per eligible customer as of a date (the models' population), ranked by value at risk."""
     as_of = as_cutoff(as_of)
+    lookback_days = models.lookback_days
     features = build_features(log.table, [as_of], lookback_days)
     if features.empty:
         raise PropensityError(f"No customer bought in the {lookback_days} days before {as_of}: nothing to score.")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
+from serving.schema import REASON_COLUMNS
 
 
 @cache

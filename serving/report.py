@@ -14,14 +14,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure  # the object API: no pyplot state, no backend switch for importers
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from features.store import atomic_path  # noqa: E402
-from serving.batch import compare_runs  # noqa: E402
+from features.store import atomic_path
+from serving.drift import compare_runs
 
 TOP_ROWS = 25
 CSS = """
@@ -64,7 +61,6 @@ def _figure_png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -84,7 +80,8 @@ def segment_summary(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _segment_chart(summary: pd.DataFrame) -> bytes:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    fig = Figure(figsize=(9, 3.6))
+    left, right = fig.subplots(1, 2, sharey=True)
     order = summary.iloc[::-1]
     left.barh(order["segment"], order["customers"], color="#3e7cb1")
     left.set(xlabel="customers", title="Segment size")
@@ -94,7 +91,8 @@ def _segment_chart(summary: pd.DataFrame) -> bytes:
 
 
 def _risk_chart(scores: pd.DataFrame) -> bytes:
-    fig, ax = plt.subplots(figsize=(5, 3.8))
+    fig = Figure(figsize=(5, 3.8))
+    ax = fig.subplots()
     ax.hist(scores["p_churn"], bins=30, color="#3e7cb1")
     ax.set(xlabel="P(churn)", ylabel="customers", title="Churn risk distribution")
     return _figure_png(fig)
@@ -143,8 +141,8 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
         for task, info in models_info.items():
             found = _training_artifacts(info["run_id"], Path(tmp) / task)
             parts = [
-                f"<h3>{task}: {html.escape(info['name'])} v{info['version']} ({html.escape(info['tags'].get('family', '?'))}, "
-                f"test cutoff {html.escape(info['tags'].get('test_cutoff', '?'))})</h3>"
+                f"<h3>{task}: {html.escape(info['name'])} v{info['version']} ({html.escape(info['record'].family)}, "
+                f"test cutoff {html.escape(', '.join(info['record'].test_cutoffs))})</h3>"
             ]
             if "leaderboard.csv" in found:
                 board = pd.read_csv(found["leaderboard.csv"])
@@ -153,7 +151,7 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
                     for c in (
                         "family",
                         "kind",
-                        "valid_metric",
+                        "backtest_metric",
                         "test_roc_auc",
                         "test_pr_auc",
                         "test_lift_at_10",
@@ -199,7 +197,7 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
         ("mean P(purchase)", f"{scores['p_purchase'].mean():.1%}"),
     ]
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Propensity report {as_of}</title><style>{CSS}</style></head><body>
-<h1>Customer risk report</h1><p class="sub">Scores as of {as_of}. Churn: no purchase in the next {html.escape(str(models_info.get("churn", {}).get("tags", {}).get("horizon_days", "?")))} days.</p>
+<h1>Customer risk report</h1><p class="sub">Scores as of {as_of}. Churn: no purchase in the next {models_info["churn"]["record"].horizon_days if "churn" in models_info else "?"} days.</p>
 <div class="cards">{"".join(f'<div class="card"><b>{v}</b>{k}</div>' for k, v in cards)}</div>
 <h2>Segments: size, risk and value at risk</h2>{_table(summary, ("segment",))}
 <div class="figs">{_img(images["segments.png"], "segments", "wide")}{_img(images["risk_distribution.png"], "risk distribution")}</div>

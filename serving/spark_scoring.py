@@ -49,13 +49,12 @@ def _scorer(models: Models, reference, reasons_share: float, reasons_from: float
     return score
 
 
-def score_on_spark(
-    log, as_of: date | str, models: Models, out_dir: str | Path, reasons_share: float = 0.1, lookback_days: int = 365
-) -> dict:
+def score_on_spark(log, as_of: date | str, models: Models, out_dir: str | Path, reasons_share: float = 0.1) -> dict:
     """Score every eligible customer on Spark and write Parquet; returns counts and the value-at-risk cut for reasons."""
     from features.spark import spark_frame
 
     cutoff = as_cutoff(as_of)
+    lookback_days = models.lookback_days
     # one row per customer, read several times below (reference, sample, passes): computed once
     features = spark_frame(log, features_expr(log.table, [cutoff], lookback_days)).persist()
     session = features.sparkSession

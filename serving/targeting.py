@@ -10,12 +10,14 @@ whose gain is positive.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from features.errors import PropensityError
+
+PLAN_COLUMNS = ["expected_save", "expected_value_saved", "expected_gain", "cumulative_net"]
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,6 @@ class Plan:
     expected_value_saved: float
     expected_net: float
     success_rate: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def plan_contacts(

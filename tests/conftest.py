@@ -80,9 +80,9 @@ def trained_store(tmp_path_factory):
 
     import pyarrow.parquet as pq
 
-    from features.pipeline import Log, ingest_into_store, open_store_log
     from features.store import connect_store, store_path
     from features.synthetic import SyntheticConfig, generate
+    from features.transactions import TransactionLog, ingest_into_store, open_store_log
     from models.registry import configure_tracking
     from serving.batch import run_batch
     from serving.predictor import load_models
@@ -100,7 +100,7 @@ def trained_store(tmp_path_factory):
         train_task(log, task, cfg)
     log.close()
     con = connect_store(store_path(folder))
-    run_batch(Log(con, ibis.duckdb.from_connection(con).table("transactions")), load_models(), folder / "exports")
+    run_batch(TransactionLog.on(con), load_models(), folder / "exports")
     con.close()
     for leaked in (
         "MLFLOW_TRACKING_URI",

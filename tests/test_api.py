@@ -88,7 +88,7 @@ def test_score_matches_batch_scoring_for_the_same_customers(client, trained_stor
 
 def test_feature_rows_score_like_transactions(client, trained_store):
     from features.build import build_features
-    from features.pipeline import open_store_log
+    from features.transactions import open_store_log
 
     batch, _ = _batch_and_lines(trained_store, n=12)
     log = open_store_log(store_path(trained_store))
@@ -335,7 +335,7 @@ def test_feature_row_requests_batched_with_bad_ones(service, trained_store):
     """Feature rows of several requests are validated as one frame; a bad request fails alone."""
     from features.build import build_features
     from features.errors import PropensityError
-    from features.pipeline import open_store_log
+    from features.transactions import open_store_log
     from serving.api import ScoreRequest
 
     batch, _ = _batch_and_lines(trained_store, n=12)

@@ -1,11 +1,10 @@
 """Batch scoring with registered models: ranking, segments, idempotent rerun, atomic exports."""
 
-import ibis
 import pandas as pd
 import pytest
 
 from features.errors import PropensityError
-from features.pipeline import Log
+from features.transactions import TransactionLog
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +16,7 @@ def scored(trained_store):
 
     point_mlflow_at(trained_store)
     con = connect_store(store_path(trained_store))
-    log = Log(con, ibis.duckdb.from_connection(con).table("transactions"))
+    log = TransactionLog.on(con)
     models = load_models()
     as_of = default_as_of(log)
     yield log, models, as_of, score_customers(log, as_of, models), trained_store

@@ -122,14 +122,14 @@ def test_uci_features_labels_and_scores_match(spark, tmp_path):
     # and the same scores: a small LightGBM pair trained on this log, scored by both engines
     from conftest import point_mlflow_at
 
-    from features.pipeline import Log
+    from features.transactions import TransactionLog
     from serving.predictor import load_models, score_customers
     from serving.spark_scoring import read_spark_scores, score_on_spark
     from training.config import load_config
     from training.train import train_task
 
     point_mlflow_at(tmp_path)
-    duck = Log(con, tx)
+    duck = TransactionLog(con, tx)
     cfg = load_config(profile="quick", models=["lightgbm"], baselines=[], tuning={"n_trials": 1, "timeout_s": 3600})
     for task in ("churn", "purchase"):
         train_task(duck, task, cfg)
@@ -156,9 +156,9 @@ def test_uci_features_labels_and_scores_match(spark, tmp_path):
 def test_spark_scoring_matches_batch_scoring(spark, trained_store, tmp_path, share):
     from conftest import point_mlflow_at
 
-    from features.pipeline import open_store_log
     from features.spark import open_spark_log
     from features.store import store_path
+    from features.transactions import open_store_log
     from serving.predictor import default_as_of, load_models, score_customers
     from serving.spark_scoring import read_spark_scores, score_on_spark
 

@@ -4,7 +4,6 @@ import os
 from datetime import date, datetime
 
 import duckdb
-import ibis
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -12,9 +11,9 @@ import pytest
 
 from features.contract import load_mapping
 from features.errors import PropensityError
-from features.pipeline import Log
 from features.sources import Source
 from features.synthetic import SyntheticConfig, generate
+from features.transactions import TransactionLog
 from features.validate import ingest
 from models.baselines import fit_bgnbd
 from models.spec import model_input
@@ -28,7 +27,7 @@ def log(tmp_path_factory):
     pq.write_table(generate(SyntheticConfig(n_customers=1500, seed=11)), path)
     con = duckdb.connect()
     ingest(con, Source(path), load_mapping("canonical"))
-    return Log(con, ibis.duckdb.from_connection(con).table("transactions"))
+    return TransactionLog.on(con)
 
 
 @pytest.fixture(scope="module")

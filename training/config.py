@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from features.errors import PropensityError
 from models.families import FAMILIES
@@ -20,19 +20,21 @@ class _Strict(BaseModel):
 
 
 class Tuning(_Strict):
-    n_trials: int = 25
-    timeout_s: float = 60
+    n_trials: int = 20
+    timeout_s: float | None = None  # None: the trial count alone bounds a search, so results do not depend on load
 
 
 class TrainingConfig(_Strict):
     seed: int = 42
     metric: str = "pr_auc"
-    calibration: str = "sigmoid"
+    calibration: Literal["auto", "sigmoid", "isotonic"] = "auto"
     models: list[str]
     baselines: list[str]
     horizons: dict[str, int]
     lookback_days: int = 365
     min_history_days: int = 30
+    origins: int = Field(3, ge=1)
+    grid: Literal["monthly", "weekly"] = "monthly"
     tuning: Tuning = Tuning()
     svm_max_rows: int = 50_000
     champion_rule: Literal["one_se", "best"] = "one_se"
@@ -51,13 +53,6 @@ class TrainingConfig(_Strict):
     def _metric(cls, value):
         if value not in METRICS:
             raise ValueError(f"must be one of {METRICS}")
-        return value
-
-    @field_validator("calibration")
-    @classmethod
-    def _calibration(cls, value):
-        if value not in ("isotonic", "sigmoid"):
-            raise ValueError("must be isotonic or sigmoid")
         return value
 
     @field_validator("horizons")

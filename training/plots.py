@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # the object API: no pyplot state, no backend switch for importers
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -53,7 +49,8 @@ def plot_all(
         ),
     )
     for filename, curve, xlabel, ylabel, heading, diagonal in curves:
-        fig, ax = plt.subplots(figsize=(5, 4.5))
+        fig = Figure(figsize=(5, 4.5))
+        ax = fig.subplots()
         for name, p in scores.items():
             xs, ys = curve(p)
             ax.plot(xs, ys, lw=2 if name == champion else 1, label=name)
@@ -65,7 +62,8 @@ def plot_all(
         ax.legend(fontsize=7)
         paths.append(_save(fig, out / filename))
 
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
     for label, p in ((f"{champion} (raw)", scores[champion]), (f"{champion} (calibrated)", calibrated)):
         frac, mean = calibration_curve(y, p, n_bins=10, strategy="quantile")
         ax.plot(mean, frac, marker="o", label=label)
@@ -78,7 +76,8 @@ def plot_all(
 
 def plot_importance(importance: pd.Series, title: str, out: Path) -> Path:
     top = importance.sort_values().tail(15)
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
     ax.barh(top.index, top.values)
     ax.set(xlabel="permutation importance (drop in PR-AUC)", title=f"Feature importance - {title}")
     return _save(fig, out / "importance.png")

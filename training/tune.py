@@ -1,44 +1,78 @@
-"""Optuna search per family: a seeded TPE sampler, a trial and a time budget, trials as nested MLflow runs."""
+"""Fit a family at an origin, score it, and tune it with Optuna on the pooled backtest origins.
+
+A seeded TPE sampler and a trial count bound each search (a wall-clock timeout is optional and off
+by default), so a rerun gives the same parameters whatever the machine's load.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import mlflow
 import numpy as np
 import optuna
+from sklearn.model_selection import train_test_split
 
 from models.families import Family
-from models.spec import FeatureSpec
+from training.backtest import Origin
 from training.config import TrainingConfig
+from training.dataset import TaskData
 from training.metrics import score_metrics
 
 
-def tune_family(
-    family: Family, spec: FeatureSpec, X_train, y_train, X_valid, y_valid, cfg: TrainingConfig, log_trials: bool = True
-) -> dict:
-    """Best parameters on the validation cutoff by ``cfg.metric`` (empty for untuned families)."""
+@dataclass
+class OriginScores:
+    origin: Origin
+    y: np.ndarray
+    p: np.ndarray
+    model: object  # fitted on the cutoffs closed at the origin
+
+
+def fixed_params(family: Family, task: str, cfg: TrainingConfig) -> dict:
+    """The parameters of an untuned family (the BG/NBD baseline needs the horizon and the target)."""
+    return {"horizon_days": cfg.horizons[task], "target": task} if family.name == "bgnbd" else {}
+
+
+def fit_family(family: Family, params: dict, data: TaskData, cutoffs, cfg: TrainingConfig):
+    """The family with these parameters, fitted on the rows of these cutoffs."""
+    X, y = data.xy(cutoffs)
+    if family.name == "svm" and len(y) > cfg.svm_max_rows:  # a kernel approximation on a stratified subsample
+        X, _, y, _ = train_test_split(X, y, train_size=cfg.svm_max_rows, stratify=y, random_state=cfg.seed)
+    return family.build(data.spec, params, cfg.seed).fit(X, y)
+
+
+def score_origins(family: Family, params: dict, data: TaskData, origins, cfg: TrainingConfig) -> list[OriginScores]:
+    """At each origin: fit on the cutoffs closed there, score the origin's rows."""
+    out = []
+    for origin in origins:
+        model = fit_family(family, params, data, origin.train, cfg)
+        X, y = data.xy(origin.as_of)
+        out.append(OriginScores(origin, y, model.predict_proba(X)[:, 1], model))
+    return out
+
+
+def pooled(scores: list[OriginScores]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([s.y for s in scores]), np.concatenate([s.p for s in scores])
+
+
+def tune_family(family: Family, data: TaskData, origins, cfg: TrainingConfig, log_trials: bool = True) -> dict:
+    """Best parameters by ``cfg.metric`` on the pooled scores of ``origins`` (fixed ones for untuned families)."""
     if not family.tuned:
-        return {}
+        return fixed_params(family, data.task, cfg)
     optuna.logging.set_verbosity(logging.WARNING)
 
     def objective(trial: optuna.Trial) -> float:
         params = family.space(trial)
-        model = family.build(spec, params, cfg.seed).fit(X_train, y_train)
-        score = score_metrics(y_valid, model.predict_proba(X_valid)[:, 1])[cfg.metric]
+        score = score_metrics(*pooled(score_origins(family, params, data, origins, cfg)))[cfg.metric]
         if log_trials:
             with mlflow.start_run(run_name=f"{family.name}-trial-{trial.number}", nested=True):
                 mlflow.log_params(params)
-                mlflow.log_metric(f"valid_{cfg.metric}", score)
+                mlflow.log_metric(f"backtest_{cfg.metric}", score)
         return -np.inf if np.isnan(score) else score
 
     study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
-        study_name=family.name,
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed), study_name=family.name
     )
     study.optimize(objective, n_trials=cfg.tuning.n_trials, timeout=cfg.tuning.timeout_s)
-    best = dict(study.best_params)
-    # Constants of the search space (suggested values only are recorded by Optuna).
-    fixed = family.space(optuna.trial.FixedTrial(best))
-    return fixed
+    return family.space(optuna.trial.FixedTrial(study.best_params))  # with the space's constants

@@ -1,0 +1,102 @@
+"""What the CLI prints: validation counts, leaderboards, scoring summaries (Rich tables, stdout)."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console() if sys.stdout.isatty() else Console(width=200)  # logs and pipes get whole tables
+console = Console(stderr=True)  # progress and errors
+
+
+def print_validation(report, title: str) -> None:
+    from features.validate import REASONS
+
+    table = Table(title=title)
+    table.add_column("rows")
+    table.add_column("count", justify="right")
+    table.add_column("meaning", overflow="fold")
+    table.add_row("input", f"{report.input_rows:,}", "")
+    table.add_row("accepted", f"{report.accepted_rows:,}", f"incl. {report.returns:,} returns")
+    table.add_row("quarantined", f"{report.quarantined_rows:,}", "by reason below" if report.by_reason else "")
+    for reason, n in report.by_reason.items():
+        table.add_row(f"  {reason}", f"{n:,}", REASONS.get(reason, ""))
+    out.print(table)
+    if report.first_ts is not None:
+        out.print(f"Accepted lines span {report.first_ts} to {report.last_ts}.")
+
+
+LEADERBOARD = (  # header, leaderboard column, format
+    ("backtest {metric}", "backtest_metric", "{:.4f}"),
+    ("test ROC-AUC", "test_roc_auc", "{:.4f}"),
+    ("test PR-AUC", "test_pr_auc", "{:.4f}"),
+    ("log loss", "test_log_loss", "{:.4f}"),
+    ("ECE", "test_ece", "{:.4f}"),
+    ("lift@10%", "test_lift_at_10", "{:.2f}"),
+    ("mean ROC-AUC", "mean_roc_auc", "{:.4f}"),
+    ("mean PR-AUC", "mean_pr_auc", "{:.4f}"),
+    ("fit s", "fit_s", "{:.2f}"),
+)
+
+
+def print_leaderboard(result, metric: str) -> None:
+    title = (
+        f"{result.task}: leaderboard (* = champion; backtest {metric} on the earlier origins chooses; "
+        "test = the untouched latest origin; mean = over every origin)"
+    )
+    table = Table(title=title)
+    table.add_column("family")
+    table.add_column("kind")
+    for header, _, _ in LEADERBOARD:
+        table.add_column(header.format(metric=metric), justify="right")
+    for row in result.leaderboard.to_dict("records"):
+        mark = " *" if row["family"] == result.champion else ""
+        table.add_row(f"{row['family']}{mark}", row["kind"], *(fmt.format(row[col]) for _, col, fmt in LEADERBOARD))
+    out.print(table)
+    out.print(f"Plan: {result.plan}.")
+    for warning in result.warnings:
+        out.print(f"Warning: {warning}")
+    c = result.champion_test
+    out.print(
+        f"Champion {result.champion} ({result.calibration} calibration) on test: ROC-AUC {c['roc_auc']:.4f}, "
+        f"PR-AUC {c['pr_auc']:.4f}, log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f}."
+    )
+    sel = result.selection
+    if sel and sel["champion"] != sel["best_on_backtest"]:
+        out.print(
+            f"Chosen by the one-SE rule: {sel['best_on_backtest']} scored best on the backtest "
+            f"({sel['backtest_best']:.4f}); {sel['champion']} trails it by {sel['deficit'][sel['champion']]:.4f}, "
+            f"within one SE of the paired difference ({sel['paired_se'][sel['champion']]:.4f}), and is simpler."
+        )
+    if result.margins:
+        se = result.margin_se
+        out.print(
+            "Margins over the baselines (test, ± paired bootstrap SE): "
+            + ", ".join(f"{k} {v:+.4f} ± {se.get(k, float('nan')):.4f}" for k, v in result.margins.items())
+        )
+        out.print(
+            "Mean margins over the origins: " + ", ".join(f"{k} {v:+.4f}" for k, v in result.mean_margins.items())
+        )
+    if result.version:
+        out.print(f"Registered as version {result.version} with alias @champion; run {result.run_id}.")
+
+
+def print_scoring(result) -> None:
+    m, scores = result.manifest, result.scores
+    out.print(
+        f"Scored {m['rows']['customers_scored']:,} customers as of {m['as_of']} in {m['timings_s']['total_s']:.1f}s "
+        f"(churn v{m['models']['churn']['version']}, purchase v{m['models']['purchase']['version']}); "
+        f"value at risk {m['value_at_risk_total']:,.0f}."
+    )
+    c = m["comparison"]
+    if c.get("previous_as_of"):
+        out.print(
+            f"Since {c['previous_as_of']}: {c['customers_moved_segment']:,} of {c['customers_in_both']:,} customers "
+            f"changed RFM segment, {c['customers_new']:,} new, {c['customers_gone']:,} gone; "
+            f"PSI p_churn {c['psi_p_churn']:.3f}, p_purchase {c['psi_p_purchase']:.3f}."
+        )
+    out.print("Outputs: table `scores`, " + ", ".join(map(str, result.paths)) + f"; MLflow run {m['mlflow_run_id']}.")
+    columns = ["rank", "customer_id", "p_churn", "p_purchase", "value_at_risk", "rfm_segment", "reason_1"]
+    out.print(scores.head(10)[columns].to_string(index=False))

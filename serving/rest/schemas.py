@@ -1,0 +1,62 @@
+"""Request and answer bodies. ``ScoredCustomer`` is derived from the one scored-row definition."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from serving.schema import SERVED_COLUMNS
+
+MAX_LINES = 20_000
+MAX_FEATURE_ROWS = 1_000
+
+
+class Transaction(BaseModel):
+    """One transaction line, in the canonical columns (give amount, or quantity and unit_price)."""
+
+    model_config = ConfigDict(extra="forbid")
+    customer_id: str = Field(min_length=1, max_length=200)
+    invoice_id: str | None = Field(None, max_length=200)
+    ts: datetime
+    quantity: float | None = None
+    unit_price: float | None = None
+    amount: float | None = None
+    product_id: str | None = Field(None, max_length=200)
+    country: str | None = Field(None, max_length=200)
+    channel: str | None = Field(None, max_length=200)
+
+
+class ScoreRequest(BaseModel):
+    """Either ``transactions`` (features are computed as of ``as_of``) or ready ``features`` rows."""
+
+    model_config = ConfigDict(extra="forbid")
+    as_of: date | None = Field(None, description="Default: the day after the last transaction given (features: today).")
+    transactions: list[Transaction] | None = Field(None, max_length=MAX_LINES)
+    features: list[dict[str, float | int | str | None]] | None = Field(None, max_length=MAX_FEATURE_ROWS)
+
+    @model_validator(mode="after")
+    def _one_payload(self):
+        if bool(self.transactions) == bool(self.features):
+            raise ValueError("give either a non-empty `transactions` list or a non-empty `features` list, not both")
+        return self
+
+
+ScoredCustomer = create_model(
+    "ScoredCustomer",
+    **{
+        c.name: (c.type, Field(description=c.description))
+        if c.required
+        else (c.type | None, Field(None, description=c.description))
+        for c in SERVED_COLUMNS
+    },
+    reasons=(list[str], Field([], description="The top drivers of the churn score, in words.")),
+)
+
+
+class ScoreResponse(BaseModel):
+    customers: list[ScoredCustomer]
+    quarantined: dict[str, int] = Field(default_factory=dict, description="Lines rejected by validation, by reason.")
+    segments_reference: date | None = Field(
+        None, description="The batch run whose population the segments are placed against."
+    )

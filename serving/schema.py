@@ -1,0 +1,46 @@
+"""The scored row: one definition of its columns, from which the exports, the REST model and the docs derive.
+
+``score_features`` writes these columns (plus the feature columns the segment rules read); the risk
+list and contact list export the ``listed`` ones; ``serving.rest.schemas.ScoredCustomer`` is built from
+the ``served`` ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: type
+    description: str
+    listed: bool = True  # in the risk list and contact list exports
+    served: bool = True  # in the REST answers
+    required: bool = False  # always present in a REST answer
+
+
+SCORED_COLUMNS: tuple[Column, ...] = (
+    Column("rank", int, "position in the batch run by value at risk (1 = highest); stored scores only"),
+    Column("customer_id", str, "the customer", required=True),
+    Column("as_of", date, "scored as of this date: features use everything before it", listed=False, required=True),
+    Column("p_churn", float, "probability of no purchase within the churn model's horizon", required=True),
+    Column("p_purchase", float, "probability of a purchase within the purchase model's horizon", required=True),
+    Column("expected_value", float, "historic net spend rate x the churn horizon", required=True),
+    Column("value_at_risk", float, "p_churn x expected_value", required=True),
+    Column("rfm_segment", str, "one of the 8 RFM segments"),
+    Column("rfm_code", str, "R, F and M high/low flags", listed=False),
+    Column("r_score", int, "recency score 1-5", listed=False),
+    Column("f_score", int, "frequency score 1-5", listed=False),
+    Column("m_score", int, "monetary score 1-5", listed=False),
+    Column("lifecycle", str, "lifecycle stage"),
+    Column("value_matrix", str, "value matrix cell (frequency x order value)"),
+    Column("abc_tier", str, "ABC tier by historic value"),
+    Column("cluster", int, "behavioural cluster of the training population (-1: none)"),
+    Column("action", str, "recommended action for the RFM segment"),
+)
+REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")  # the top drivers, in words; REST answers list them as `reasons`
+
+LIST_COLUMNS: list[str] = [c.name for c in SCORED_COLUMNS if c.listed] + list(REASON_COLUMNS)
+SERVED_COLUMNS: tuple[Column, ...] = tuple(c for c in SCORED_COLUMNS if c.served)

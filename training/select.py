@@ -1,0 +1,74 @@
+"""Choosing on the backtest: the champion family (one-SE rule) and its calibration method."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.calibration import Calibrator
+from training.config import TrainingConfig
+from training.metrics import paired_bootstrap_se
+from training.tune import OriginScores, pooled
+
+# Simplest first: fewer parameters and an easier story. Under the one-SE rule (after Breiman et al.,
+# 1984) a simpler family replaces the best one when its backtest deficit is within one standard
+# error of the paired difference between the two, i.e. when the data cannot tell them apart.
+SIMPLEST_FIRST = (
+    "recency_rule",
+    "bgnbd",
+    "logistic",
+    "decision_tree",
+    "random_forest",
+    "lightgbm",
+    "xgboost",
+    "svm",
+    "neural_network",
+)
+
+
+def choose_champion(results: list[dict], y_backtest, cfg: TrainingConfig) -> tuple[dict, dict]:
+    """The champion among the families (each result has ``name``, ``backtest`` metrics and ``p_backtest``),
+    and how it was chosen (logged with the run)."""
+    best = max(results, key=lambda r: r["backtest"][cfg.metric])  # first of equals, in training order
+    se = (
+        paired_bootstrap_se(
+            y_backtest,
+            {r["name"]: r["p_backtest"] for r in results},
+            best["name"],
+            cfg.metric,
+            cfg.bootstrap_resamples,
+            cfg.seed,
+        )
+        if cfg.champion_rule == "one_se"
+        else {}
+    )
+    deficit = {r["name"]: best["backtest"][cfg.metric] - r["backtest"][cfg.metric] for r in results}
+    eligible = [r for r in results if r is best or deficit[r["name"]] <= se.get(r["name"], 0.0)]
+    rank = {name: i for i, name in enumerate(SIMPLEST_FIRST)}
+    chosen = min(eligible, key=lambda r: rank.get(r["name"], len(rank)))
+    return chosen, {
+        "rule": cfg.champion_rule,
+        "best_on_backtest": best["name"],
+        "backtest_best": best["backtest"][cfg.metric],
+        "deficit": deficit,
+        "paired_se": se,
+        "within": sorted((r["name"] for r in eligible), key=lambda n: rank.get(n, len(rank))),
+        "champion": chosen["name"],
+    }
+
+
+def _log_loss(y, p) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def choose_calibration(backtest: list[OriginScores], cfg: TrainingConfig) -> tuple[str, dict]:
+    """``cfg.calibration``, or with ``auto`` the method whose calibrator, fitted on the earlier backtest
+    origins, gives the lower log loss on the latest one (sigmoid when there is one origin or fewer)."""
+    if cfg.calibration != "auto":
+        return cfg.calibration, {}
+    if len(backtest) < 2:
+        return "sigmoid", {}
+    fit_on, judge = backtest[:-1], backtest[-1]
+    y, p = pooled(fit_on)
+    losses = {m: _log_loss(judge.y, Calibrator(m).fit(p, y).predict(judge.p)) for m in ("sigmoid", "isotonic")}
+    return min(losses, key=losses.get), losses
