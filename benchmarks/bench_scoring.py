@@ -56,7 +56,7 @@ def train(data_dir: Path) -> None:
     configure_tracking(data_dir)
     con = connect_store(store_for(50_000, seed=7), read_only=True)
     log = TransactionLog.on(con)
-    cfg = load_config(profile="quick", models=["lightgbm"], baselines=[], tuning={"n_trials": 3, "timeout_s": 30})
+    cfg = load_config(profile="quick", models=["lightgbm"], baselines=[], tuning={"n_trials": 3})
     for task in ("churn", "purchase"):
         print(f"  trained {task}: champion {train_task(log, task, cfg).champion}", flush=True)
     con.close()
@@ -83,7 +83,8 @@ def child(store: str, data_dir: str, share: float) -> None:
     )
     con.close()
     m = result.manifest
-    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))  # reset at exec
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))  # reset at exec
     print(
         json.dumps(
             {

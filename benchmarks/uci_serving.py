@@ -51,7 +51,8 @@ def run(data_dir: Path, profile: str | None = "quick", source: Path = SHARED_RET
     from features.store import connect_store, store_path
     from features.transactions import TransactionLog, ingest_into_store, open_store_log
     from models.registry import configure_tracking
-    from serving.batch import run_batch, write_report
+    from serving.batch import run_batch
+    from serving.jobs import write_report
     from serving.predictor import load_models
     from training.config import load_config
     from training.train import train_task

@@ -288,7 +288,7 @@ def _to_frame(expr: ir.Table) -> pd.DataFrame:
 
 
 def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A fetched feature table in the hand-off dtypes (text as string, ``as_of`` as datetime64[ns]), whatever the engine."""
+    """A fetched feature table in the hand-off dtypes (text as string, ``as_of`` as datetime64[ns]), any engine."""
     for column in ("customer_id", "main_country", "main_channel"):  # one text dtype, even when empty
         if column in frame.columns:
             frame[column] = frame[column].astype(pd.StringDtype(na_value=float("nan")))

@@ -219,7 +219,7 @@ def value_matrix(features: pd.DataFrame, rules: ValueMatrixRules, ref: SegmentRe
 
 
 def abc_tier(features: pd.DataFrame, rules: ABCRules, ref: SegmentReference) -> pd.Series:
-    """A for the top ``a_share`` of customers by value, B for the next ``b_share``, C for the rest (ties share a tier)."""
+    """A for the top ``a_share`` of customers by value, B for the next ``b_share``, C for the rest (ties: one tier)."""
     return pd.Series(_abc(features, rules, ref), index=features.index, name="abc_tier")
 
 

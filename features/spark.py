@@ -100,7 +100,7 @@ def feature_expr_for(log, cutoffs: list[date], horizons: Horizons, with_labels: 
 def write_spark_features(
     log: SparkLog, cutoffs: list[date], out_dir: Path, horizons: Horizons | None = None, with_labels: bool = True
 ) -> Path:
-    """Features (and labels) per cutoff, written by Spark as Parquet partitioned by ``as_of_date`` (the folder is replaced)."""
+    """Features (and labels) per cutoff, written by Spark as Parquet partitioned by ``as_of_date`` (replacing it)."""
     expr = feature_expr_for(log, cutoffs, horizons or Horizons(), with_labels)
     expr = expr.mutate(as_of_date=expr.as_of.date().cast("string"))
     log.backend.to_parquet(expr, str(out_dir), mode="overwrite", partitionBy="as_of_date")

@@ -159,7 +159,8 @@ def ingest(
         )
         con.execute(
             f"CREATE OR REPLACE TABLE {quarantine_table} AS "
-            f"SELECT __row AS source_row, __reason AS reason, {raw_text} FROM classified WHERE __reason IS NOT NULL ORDER BY __row"
+            f"SELECT __row AS source_row, __reason AS reason, {raw_text} FROM classified "
+            "WHERE __reason IS NOT NULL ORDER BY __row"
         )
         con.execute("COMMIT")
     except duckdb.Error as exc:

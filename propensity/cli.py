@@ -175,7 +175,8 @@ def features(
 
     frame = write_feature_table(data_dir, cutoffs, out_file, horizons, labels, segments, segment_rules)
     out.print(
-        f"{len(frame):,} rows x {frame.shape[1]} columns, {len(cutoffs)} cutoff(s), {time.perf_counter() - t0:.1f}s -> {out_file}"
+        f"{len(frame):,} rows x {frame.shape[1]} columns, {len(cutoffs)} cutoff(s), "
+        f"{time.perf_counter() - t0:.1f}s -> {out_file}"
     )
     if labels and len(frame):
         rates = frame.groupby("as_of")[["churn", "purchase"]].mean().round(3)

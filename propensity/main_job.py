@@ -1,4 +1,4 @@
-"""The main job the README's first command runs: data -> validated store -> features -> train (quick) -> score -> report."""
+"""The main job the README's first command runs: data -> store -> features -> train (quick) -> score -> report."""
 
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ def run_batch(
 
 
 def log_manifest(manifest: dict) -> str:
-    """The scoring run in MLflow: model versions as params, counts, timings and drift as metrics, the manifest as JSON."""
+    """The scoring run in MLflow: model versions as params; counts, timings, drift as metrics; the manifest as JSON."""
     import mlflow
 
     with mlflow.start_run(run_name=f"score-{manifest['as_of']}", nested=mlflow.active_run() is not None) as run:

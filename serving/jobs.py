@@ -22,6 +22,12 @@ from serving.schema import LIST_COLUMNS
 from serving.score_store import scores_as_of
 
 
+def _no_scores(as_of) -> PropensityError:
+    return PropensityError(
+        f"There are no scores{' as of ' + str(as_of) if as_of else ''}: run `propensity score` first."
+    )
+
+
 def load_champions(data_dir: Path | None = None, churn_version: int | None = None, purchase_version: int | None = None):
     """The registered champions (or the given versions) from the data dir's tracking store (or the remote one)."""
     from models.registry import configure_tracking
@@ -51,29 +57,34 @@ def stored_scores(data_dir: Path | None = None, as_of: date | str | None = None,
     with store_connection(data_dir) as con:
         scores = scores_as_of(con, as_cutoff(as_of) if as_of else None, before)
     if scores is None or scores.empty:
-        raise PropensityError(
-            f"There are no scores{' as of ' + str(as_of) if as_of else ''}: run `propensity score` first."
-        )
+        raise _no_scores(as_of)
     return scores
 
 
 def report_store(data_dir: Path | None = None, as_of: date | str | None = None, out_dir: Path | None = None):
     """The HTML report of a stored scoring run (default: the latest) against the run before it."""
-    from models.registry import configure_tracking, model_version_info
-    from serving.report import build_report
+    from models.registry import configure_tracking
 
     configure_tracking(data_dir)
-    scores = stored_scores(data_dir, as_of)
-    cutoff = pd.Timestamp(scores["as_of"].iloc[0]).date()
     with store_connection(data_dir) as con:
-        previous = scores_as_of(con, cutoff, before=True)
+        return write_report(con, Path(out_dir or resolve_data_dir(data_dir) / "reports"), as_of)
+
+
+def write_report(con, folder: Path, as_of: date | str | None = None):
+    """The report of the stored run as of ``as_of`` (default: the latest) on an open store, under ``folder/<as_of>``."""
+    from models.registry import model_version_info
+    from serving.report import build_report
+
+    scores = scores_as_of(con, as_cutoff(as_of) if as_of else None)
+    if scores is None or scores.empty:
+        raise _no_scores(as_of)
+    cutoff = pd.Timestamp(scores["as_of"].iloc[0]).date()
     info = {
         task: model_version_info(task, int(scores[f"{task}_model_version"].iloc[0]))
         for task in ("churn", "purchase")
         if f"{task}_model_version" in scores
     }
-    folder = Path(out_dir or resolve_data_dir(data_dir) / "reports") / cutoff.isoformat()
-    return build_report(scores, previous, info, folder)
+    return build_report(scores, scores_as_of(con, cutoff, before=True), info, Path(folder) / cutoff.isoformat())
 
 
 def score_on_spark_source(

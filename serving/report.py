@@ -43,7 +43,7 @@ def _table(frame: pd.DataFrame, text_columns: tuple[str, ...] = ()) -> str:
     rows = []
     for record in frame.itertuples(index=False):
         cells = []
-        for column, value in zip(frame.columns, record):
+        for column, value in zip(frame.columns, record, strict=True):
             if isinstance(value, float):
                 text = "" if value != value else (f"{value:.3f}" if abs(value) < 10 else f"{value:,.0f}")
             else:

@@ -50,7 +50,7 @@ def _scorer(models: Models, reference, reasons_share: float, reasons_from: float
 
 
 def score_on_spark(log, as_of: date | str, models: Models, out_dir: str | Path, reasons_share: float = 0.1) -> dict:
-    """Score every eligible customer on Spark and write Parquet; returns counts and the value-at-risk cut for reasons."""
+    """Score every eligible customer on Spark and write Parquet; counts and the value-at-risk cut for reasons."""
     from features.spark import spark_frame
 
     cutoff = as_cutoff(as_of)

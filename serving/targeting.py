@@ -40,7 +40,8 @@ def plan_contacts(
     """The contact list (best first, with each customer's expected gain and the running totals) and its figures."""
     if budget is None and cost_per_contact <= 0:
         raise PropensityError(
-            "Give a contact budget (--budget N), or a cost per contact so that only contacts worth their cost are chosen."
+            "Give a contact budget (--budget N), or a cost per contact so that only contacts worth their cost "
+            "are chosen."
         )
     if budget is not None and budget < 1:
         raise PropensityError(f"The contact budget must be at least 1 customer, not {budget}.")

@@ -63,7 +63,7 @@ def small_synthetic(tmp_path_factory):
 
 
 def point_mlflow_at(folder: Path) -> None:
-    """Use the tracking store in ``folder`` (MLflow keeps the URI in the environment, so clear what earlier tests left)."""
+    """Use the tracking store in ``folder`` (MLflow keeps the URI in the environment: clear what earlier tests left)."""
     import os
 
     from models.registry import configure_tracking
@@ -94,7 +94,7 @@ def trained_store(tmp_path_factory):
     ingest_into_store(store_path(folder), Source(folder / "log.parquet"), load_mapping("canonical"))
     old = os.environ.pop("MLFLOW_TRACKING_URI", None)
     configure_tracking(folder)
-    cfg = load_config(profile="quick", models=["lightgbm"], tuning={"n_trials": 1, "timeout_s": 20})
+    cfg = load_config(profile="quick", models=["lightgbm"], tuning={"n_trials": 1})
     log = open_store_log(store_path(folder))
     for task in ("churn", "purchase"):
         train_task(log, task, cfg)

@@ -33,7 +33,7 @@ SEGMENT_COLUMNS = [
 def service(trained_store):
     from conftest import point_mlflow_at
 
-    from serving.api import Service
+    from serving.rest.service import Service
 
     point_mlflow_at(trained_store)
     svc = Service(trained_store)
@@ -43,7 +43,7 @@ def service(trained_store):
 
 @pytest.fixture
 def client(service, monkeypatch):
-    from serving.api import create_app
+    from serving.rest.app import create_app
 
     monkeypatch.delenv("PROPENSITY_API_KEY", raising=False)
     return TestClient(create_app(service=service), raise_server_exceptions=False)
@@ -110,7 +110,7 @@ def test_feature_rows_score_like_transactions(client, trained_store):
 def test_requests_scored_together_get_the_answers_they_get_alone(service, trained_store):
     """The scoring thread batches concurrent requests: the same customer in two requests stays two customers."""
     from features.errors import PropensityError
-    from serving.api import ScoreRequest
+    from serving.rest.schemas import ScoreRequest
 
     batch, lines = _batch_and_lines(trained_store, n=12)
     as_of = batch["as_of"].iloc[0].date()
@@ -163,7 +163,7 @@ def test_requests_scored_together_get_the_answers_they_get_alone(service, traine
 
 
 def test_one_failing_request_does_not_fail_its_batch():
-    from serving.api import Batcher
+    from serving.rest.batcher import Batcher
 
     def work(items):
         if "boom" in items:
@@ -302,7 +302,8 @@ def test_a_real_uvicorn_process_serves_scores(trained_store, workers):
                 time.sleep(0.3)
         else:
             pytest.fail(
-                f"the service did not start: {proc.stderr.read1().decode() if proc.poll() is not None else 'still starting'}"
+                "the service did not start: "
+                + (proc.stderr.read1().decode() if proc.poll() is not None else "still starting")
             )
         _, lines = _batch_and_lines(trained_store, n=11)
         response = httpx.post(f"{url}/score", json={"transactions": lines}, headers={"X-API-Key": "k"}, timeout=30)
@@ -336,7 +337,7 @@ def test_feature_row_requests_batched_with_bad_ones(service, trained_store):
     from features.build import build_features
     from features.errors import PropensityError
     from features.transactions import open_store_log
-    from serving.api import ScoreRequest
+    from serving.rest.schemas import ScoreRequest
 
     batch, _ = _batch_and_lines(trained_store, n=12)
     batch = batch.iloc[:6]

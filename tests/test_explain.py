@@ -6,9 +6,11 @@ import pytest
 from scipy.special import logit
 
 from features.build import Horizons, build_training_table, monthly_cutoffs
+from models.calibration import Calibrator
 from models.explain import contributions
 from models.families import get_family
 from models.packaged import PropensityModel
+from models.record import ModelRecord
 from models.spec import model_input, spec_for_columns
 from serving.reasons import reason_text, top_reasons
 
@@ -17,6 +19,17 @@ from serving.reasons import reason_text, top_reasons
 def table(small_synthetic):
     tx = small_synthetic[0]
     return build_training_table(tx, monthly_cutoffs("2022-07-01", "2022-10-01"), Horizons(60, 30))
+
+
+def _record(spec, family: str) -> ModelRecord:
+    return ModelRecord(
+        task="churn",
+        family=family,
+        horizon_days=60,
+        lookback_days=365,
+        numeric=spec.numeric,
+        categorical=spec.categorical,
+    )
 
 
 PARAMS = {
@@ -33,7 +46,7 @@ def test_contributions_add_up_to_the_score(table, family):
     spec = spec_for_columns(table.columns)
     X, y = model_input(table, spec), table["churn"].to_numpy()
     estimator = get_family(family).build(spec, PARAMS[family], 0).fit(X, y)
-    model = PropensityModel(estimator, spec, "churn", family, 60, PropensityModel.reference_row(X, spec))
+    model = PropensityModel(estimator, None, _record(spec, family), PropensityModel.reference_row(X, spec))
     phi = contributions(model, X.head(60))
     assert len(phi) == 60 and set(phi.columns) <= {
         *spec.columns,
@@ -78,54 +91,32 @@ def test_top_reasons_explain_the_side_of_the_average_the_customer_is_on():
 
 
 @pytest.mark.parametrize("family", ["xgboost", "svm"])
-def test_calibrated_champions_are_explained_through_their_wrappers(table, family):
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.frozen import FrozenEstimator
-
+def test_calibrated_champions_are_explained_through_their_pipeline(table, family):
     from models.explain import btyd_values
 
     spec = spec_for_columns(table.columns)
     X, y = model_input(table, spec), table["churn"].to_numpy()
     params = {"svm": {"C": 1.0, "gamma": 0.1, "n_components": 50}}.get(family, PARAMS.get(family))
     fitted = get_family(family).build(spec, params, 0).fit(X, y)
-    champion = CalibratedClassifierCV(FrozenEstimator(fitted), method="sigmoid").fit(X, y)
-    model = PropensityModel(champion, spec, "churn", family, 60, PropensityModel.reference_row(X, spec))
+    calibrator = Calibrator("sigmoid").fit(fitted.predict_proba(X)[:, 1], y)
+    model = PropensityModel(fitted, calibrator, _record(spec, family), PropensityModel.reference_row(X, spec))
     phi = contributions(model, X.head(20))
     assert phi.shape[0] == 20 and np.isfinite(phi.to_numpy()).all()
     values = btyd_values(model, X.head(20))
-    if family == "xgboost":  # one pipeline inside: its fitted BG/NBD step gives the values for the wording
-        bare = PropensityModel(fitted, spec, "churn", family, 60)
+    if family == "xgboost":  # the drivers of the pipeline's score: the calibrator on top changes no ranking
+        bare = PropensityModel(fitted, None, _record(spec, family))
         pd.testing.assert_frame_equal(phi, contributions(bare, X.head(20)))
         assert list(values.columns) == ["bgnbd_p_alive", "bgnbd_p_purchase_30d", "bgnbd_p_purchase_90d"]
     else:  # a 3-fold calibrated ensemble: occlusion, and no single BG/NBD step to read
         assert values.empty
 
 
-def _steps(estimator) -> list:
-    out, todo = [], [estimator]
-    while todo:
-        step = todo.pop()
-        out.append(step)
-        todo += [
-            s
-            for s in (
-                getattr(step, "estimator", None),
-                *getattr(step, "calibrated_classifiers_", ()),
-                *(s for _, s in getattr(step, "steps", ())),
-            )
-            if s is not None
-        ]
-    return out
-
-
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
 @pytest.mark.parametrize("family", [*PARAMS, "svm", "bgnbd", "recency_rule"])
-def test_calibrated_champions_score_the_same_through_their_fitted_parts(table, family, method):
-    """The packaged model's direct path (fitted steps, then the calibrator) gives the wrappers' answer to the bit."""
+def test_packaged_model_is_its_calibrator_over_its_pipeline(table, family, method):
+    """p = calibrator(pipeline(X)) for every family; one row scores as it does in a batch (to a stated tolerance:
+    BLAS may sum a different number of rows in a different order); thread limits reach the learner."""
     import pickle
-
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.frozen import FrozenEstimator
 
     spec = spec_for_columns(table.columns)
     X, y = model_input(table, spec), table["churn"].to_numpy()
@@ -134,17 +125,30 @@ def test_calibrated_champions_score_the_same_through_their_fitted_parts(table, f
         "bgnbd": {"horizon_days": 60, "target": "churn"},
     }.get(family, PARAMS.get(family, {}))
     fitted = get_family(family).build(spec, params, 0).fit(X, y)
-    champion = CalibratedClassifierCV(FrozenEstimator(fitted), method=method).fit(X, y)
-    model = PropensityModel(champion, spec, "churn", family, 60).limit_threads(1)  # threads sum a forest in any order
+    calibrator = Calibrator(method).fit(fitted.predict_proba(X)[:, 1], y)
+    model = PropensityModel(fitted, calibrator, _record(spec, family)).limit_threads(1)
     rows = X.sample(200, random_state=1)
-    rows.iloc[:5, [rows.columns.get_loc(c) for c in spec.numeric[1:5]]] = (
-        np.nan
-    )  # missing inputs go the same way (recency never is)
-    want = champion.predict_proba(rows[[*spec.columns, "customer_id"]])[:, 1]
-    assert all(getattr(step, "n_jobs", None) in (None, 1) for step in _steps(champion))
-    first = model.predict_proba(rows)  # the library's answer, and the check that enables the direct path
-    assert callable(model.__dict__["_direct"])
-    np.testing.assert_array_equal(model.predict_proba(rows), want)
-    np.testing.assert_array_equal(first, want)
-    np.testing.assert_array_equal(model.predict_proba(rows.head(1)), want[:1])  # one row, as the REST service sends
-    assert "_direct" not in pickle.loads(pickle.dumps(model)).__dict__  # found again after loading, never saved
+    rows.iloc[:5, [rows.columns.get_loc(c) for c in spec.numeric[1:5]]] = np.nan  # missing inputs (recency never is)
+    want = calibrator.predict(fitted.predict_proba(rows[[*spec.columns, "customer_id"]])[:, 1])
+    got = model.predict_proba(rows)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.predict_proba(rows.head(1)), got[:1], rtol=0, atol=1e-9)
+    assert np.all((got >= 0) & (got <= 1))
+    steps = fitted.steps if hasattr(fitted, "steps") else [("model", fitted)]
+    assert all(getattr(step, "n_jobs", None) in (None, 1) for _, step in steps)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict_proba(rows), got)  # the same fitted parts after a round trip
+    assert again.record.lookback_days == 365 and again.horizon_days == 60
+
+
+def test_sigmoid_calibration_keeps_a_calibrated_score_and_fixes_a_shifted_one():
+    rng = np.random.default_rng(0)
+    p_true = rng.uniform(0.02, 0.98, 20_000)
+    y = (rng.random(len(p_true)) < p_true).astype(int)
+    same = Calibrator("sigmoid").fit(p_true, y)
+    assert same.slope_ == pytest.approx(1, abs=0.05) and same.intercept_ == pytest.approx(0, abs=0.05)
+    shifted = np.clip(p_true * 0.5, 1e-6, 1)  # every score half the truth
+    fixed = Calibrator("sigmoid").fit(shifted, y).predict(shifted)
+    assert abs(fixed.mean() - y.mean()) < 0.01
+    iso = Calibrator("isotonic").fit(shifted, y).predict(shifted)
+    assert abs(iso.mean() - y.mean()) < 0.01 and np.all(np.diff(iso[np.argsort(shifted)]) >= 0)

@@ -1,5 +1,7 @@
 """Batch scoring with registered models: ranking, segments, idempotent rerun, atomic exports."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -49,7 +51,7 @@ def test_risk_list_filters_and_sorts(scored):
 
 
 def test_rerun_of_an_as_of_replaces_it(scored):
-    from serving.batch import save_scores
+    from serving.score_store import save_scores
 
     log, _, _, scores, _ = scored
     save_scores(log.con, scores)
@@ -61,14 +63,14 @@ def test_rerun_of_an_as_of_replaces_it(scored):
 
 
 def test_a_failed_export_leaves_the_previous_file_and_no_partial(scored, tmp_path, monkeypatch):
-    from serving.batch import export_scores
+    from serving.score_store import export_scores
 
     scores = scored[3]
     first = export_scores(scores, tmp_path)
     before = {p: p.read_bytes() for p in first}
 
     def crash(self, path, *args, **kwargs):
-        open(path, "wb").write(b"half a file")
+        Path(path).write_bytes(b"half a file")
         raise KeyboardInterrupt("killed mid-write")
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", crash)
@@ -118,7 +120,7 @@ def test_budgeted_targeting_picks_the_largest_expected_gains():
 def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift():
     import numpy as np
 
-    from serving.batch import psi
+    from serving.drift import psi
 
     rng = np.random.default_rng(0)
     base = rng.beta(2, 5, 20_000)
@@ -131,7 +133,8 @@ def test_a_second_run_records_migration_drift_and_an_mlflow_manifest_and_reports
 
     import mlflow
 
-    from serving.batch import run_batch, write_report
+    from serving.batch import run_batch
+    from serving.jobs import write_report
 
     log, models, as_of, _, folder = scored
     earlier = as_of - pd.Timedelta(days=1)  # the latest run before as_of (another test may have stored this day too)

@@ -130,7 +130,7 @@ def test_uci_features_labels_and_scores_match(spark, tmp_path):
 
     point_mlflow_at(tmp_path)
     duck = TransactionLog(con, tx)
-    cfg = load_config(profile="quick", models=["lightgbm"], baselines=[], tuning={"n_trials": 1, "timeout_s": 3600})
+    cfg = load_config(profile="quick", models=["lightgbm"], baselines=[], tuning={"n_trials": 1})
     for task in ("churn", "purchase"):
         train_task(duck, task, cfg)
     models = load_models()

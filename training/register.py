@@ -33,6 +33,20 @@ def model_record(data: TaskData, family: str, method: str, cfg: TrainingConfig, 
     )
 
 
+def _requirements() -> list[str]:
+    """The installed versions of what a loaded model needs to run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    wanted = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "xgboost-cpu", "lightgbm", "pydantic")
+    found = []
+    for name in wanted:
+        try:
+            found.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return found
+
+
 def register_model(pipeline, calibrator: Calibrator, record: ModelRecord, data: TaskData) -> int:
     """Log the packaged model in the active run, register it and point the champion alias at it."""
     from mlflow import MlflowClient
@@ -40,9 +54,9 @@ def register_model(pipeline, calibrator: Calibrator, record: ModelRecord, data: 
 
     from models.spec import model_input
 
-    refit_rows = data.rows(data.plan.refit)
-    X = model_input(refit_rows, data.spec)
-    clusters = fit_clusters(refit_rows, load_segment_rules().clusters).to_dict()
+    X = model_input(data.rows(data.plan.refit), data.spec)
+    population = data.rows(data.plan.refit[-1])  # the latest population, each customer once
+    clusters = fit_clusters(population, load_segment_rules().clusters).to_dict()
     packaged = PropensityModel(pipeline, calibrator, record, PropensityModel.reference_row(X, data.spec), clusters)
     example = X.drop(columns=["customer_id"]).head(5)
     info = mlflow.pyfunc.log_model(
@@ -50,6 +64,7 @@ def register_model(pipeline, calibrator: Calibrator, record: ModelRecord, data: 
         python_model=packaged,
         signature=infer_signature(example, packaged.predict(None, example)),
         input_example=example,
+        pip_requirements=_requirements(),  # inferring them imports every module in a subprocess (about 10 s)
         registered_model_name=MODEL_NAMES[record.task],
     )
     version = str(info.registered_model_version)

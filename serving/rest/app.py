@@ -143,7 +143,7 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
 
 
 def app_from_environment() -> FastAPI:
-    """The app for ``uvicorn --factory`` (several worker processes): the data dir comes from ``$PROPENSITY_DATA_DIR``."""
+    """The app for ``uvicorn --factory`` (several workers): the data dir comes from ``$PROPENSITY_DATA_DIR``."""
     return create_app(None)
 
 

@@ -265,7 +265,8 @@ class Service:
                     )
             else:
                 data[column] = pd.Series(values, dtype=object)
-        keys = pd.DataFrame({SLOT: slots, "customer_id": data["customer_id"]}, index=_request_keys(len(slots)))
+        ids = data["customer_id"].to_numpy()
+        keys = pd.DataFrame({SLOT: slots, "customer_id": ids}, index=_request_keys(len(slots)))
         data["customer_id"] = pd.Series(keys.index, dtype=object)
         as_of = {k: np.datetime64(as_cutoff(job.as_of) if job.as_of else date.today(), "s") for k, job in good.items()}
         data["as_of"] = np.array([as_of[k] for k in slots.tolist()], dtype="datetime64[s]")
