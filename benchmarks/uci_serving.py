@@ -45,8 +45,9 @@ def decile_table(scored, labels):
 
 def run(data_dir: Path, profile: str | None = "quick", source: Path = SHARED_RETAIL):
 
-    from features.build import Horizons, build_training_table
+    from features.build import build_training_table
     from features.contract import load_mapping
+    from features.cutoffs import Horizons
     from features.sources import Source
     from features.store import connect_store, store_path
     from features.transactions import TransactionLog, ingest_into_store, open_store_log

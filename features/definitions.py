@@ -1,15 +1,47 @@
-"""The feature catalogue: one row per feature, the single source for docs and the feature spec.
+"""The feature catalogue: one entry per feature, with its expression, the single source for the feature
+table, the model spec and docs/features.md (``python -m features.docs`` rewrites the table; a test fails
+when it is stale).
 
-``requires`` names the optional canonical columns a feature needs; a feature whose column is
-missing from the log is left out of the table, never faked.
+Each ``expr`` maps the per-customer, per-cutoff aggregates of ``features.folds`` (the ``history`` table)
+to the feature. ``requires`` names the optional canonical columns a feature needs; a feature whose
+column is missing from the log is left out of the table, never faked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from features.cutoffs import DAY
 
 WINDOWS_DAYS = (30, 90, 180, 365)
 TREND_DAYS = 90
+
+
+def _ratio(num, den):
+    return ibis.ifelse(den > 0, num / den, ibis.null("float64"))
+
+
+def _recency(h: ir.Table):
+    return (h.as_of_s - h.last_s) / DAY
+
+
+def _gap_mean(h: ir.Table):
+    return _ratio(h.gap_sum, h.gap_n)
+
+
+def _gap_std(h: ir.Table):
+    # Sample variance from integer sums: (n*sumsq - sum^2) / (n*(n-1)); exact until the one division.
+    var = _ratio(h.gap_n * h.gap_sumsq - h.gap_sum * h.gap_sum, h.gap_n * (h.gap_n - 1))
+    return ibis.ifelse(h.gap_n >= 2, var.sqrt(), ibis.null("float64"))
+
+
+def _trend(h: ir.Table):
+    recent = h[f"spend_{TREND_DAYS}d"]
+    return _ratio(recent - h.spend_prev, recent + h.spend_prev)
 
 
 @dataclass(frozen=True)
@@ -18,63 +50,163 @@ class Feature:
     definition: str
     window: str
     unit: str
+    expr: Callable[[ir.Table], ir.Value]
     requires: tuple[str, ...] = ()
     categorical: bool = False
 
 
 _ALL = "all history before as_of"
+
 FEATURES: tuple[Feature, ...] = (
-    Feature("recency_days", "time from the last purchase to as_of", _ALL, "days (fractional)"),
-    Feature("frequency_invoices", "distinct purchase invoices", _ALL, "count"),
-    Feature("frequency_days", "distinct days with a purchase", _ALL, "count"),
-    Feature("monetary_total", "value of purchase lines (returns excluded)", _ALL, "currency"),
-    Feature("monetary_mean", "monetary_total / frequency_invoices", _ALL, "currency per invoice"),
-    Feature("net_spend_total", "purchases minus returns", _ALL, "currency"),
-    Feature("tenure_days", "time from the first purchase to as_of", _ALL, "days (fractional)"),
-    Feature("btyd_frequency", "repeat purchase days (frequency_days - 1), as in BG/NBD", _ALL, "count"),
-    Feature("btyd_recency", "first to last purchase day, as in BG/NBD", _ALL, "whole days"),
-    Feature("btyd_T", "first purchase day to as_of day, as in BG/NBD", _ALL, "whole days"),
+    Feature("recency_days", "time from the last purchase to as_of", _ALL, "days (fractional)", _recency),
+    Feature("frequency_invoices", "distinct purchase invoices", _ALL, "count", lambda h: h.frequency_invoices),
+    Feature("frequency_days", "distinct days with a purchase", _ALL, "count", lambda h: h.frequency_days),
+    Feature(
+        "monetary_total", "value of purchase lines (returns excluded)", _ALL, "currency", lambda h: h.monetary_total
+    ),
+    Feature(
+        "monetary_mean",
+        "monetary_total / frequency_invoices",
+        _ALL,
+        "currency per invoice",
+        lambda h: h.monetary_total / h.frequency_invoices,
+    ),
+    Feature(
+        "net_spend_total", "purchases minus returns", _ALL, "currency", lambda h: h.monetary_total - h.return_value
+    ),
+    Feature(
+        "tenure_days",
+        "time from the first purchase to as_of",
+        _ALL,
+        "days (fractional)",
+        lambda h: (h.as_of_s - h.first_s) / DAY,
+    ),
+    Feature(
+        "btyd_frequency",
+        "repeat purchase days (frequency_days - 1), as in BG/NBD",
+        _ALL,
+        "count",
+        lambda h: h.frequency_days - 1,
+    ),
+    Feature(
+        "btyd_recency",
+        "first to last purchase day, as in BG/NBD",
+        _ALL,
+        "whole days",
+        lambda h: h.last_day - h.first_day,
+    ),
+    Feature(
+        "btyd_T",
+        "first purchase day to as_of day, as in BG/NBD",
+        _ALL,
+        "whole days",
+        lambda h: h.as_of_day - h.first_day,
+    ),
     *(
-        Feature(f"invoices_{w}d", f"purchase invoices in the last {w} days", f"[as_of - {w}d, as_of)", "count")
+        Feature(
+            f"invoices_{w}d",
+            f"purchase invoices in the last {w} days",
+            f"[as_of - {w}d, as_of)",
+            "count",
+            lambda h, w=w: h[f"invoices_{w}d"],
+        )
         for w in WINDOWS_DAYS
     ),
     *(
-        Feature(f"spend_{w}d", f"value of purchase lines in the last {w} days", f"[as_of - {w}d, as_of)", "currency")
+        Feature(
+            f"spend_{w}d",
+            f"value of purchase lines in the last {w} days",
+            f"[as_of - {w}d, as_of)",
+            "currency",
+            lambda h, w=w: h[f"spend_{w}d"],
+        )
         for w in WINDOWS_DAYS
     ),
-    Feature("gap_mean_days", "mean gap between consecutive purchase days (null with one purchase day)", _ALL, "days"),
-    Feature("gap_std_days", "sample std of those gaps (null with fewer than 3 purchase days)", _ALL, "days"),
+    Feature(
+        "gap_mean_days",
+        "mean gap between consecutive purchase days (null with one purchase day)",
+        _ALL,
+        "days",
+        _gap_mean,
+    ),
+    Feature("gap_std_days", "sample std of those gaps (null with fewer than 3 purchase days)", _ALL, "days", _gap_std),
     Feature(
         "overdue_ratio",
         "recency_days / gap_mean_days: above 1 means later than the customer's own rhythm",
         _ALL,
         "ratio",
+        lambda h: _ratio(_recency(h), _gap_mean(h)),
     ),
     Feature(
         "spend_trend",
         "(spend last 90d - spend 90-180d ago) / their sum; null when both are 0",
         "[as_of - 180d, as_of)",
         "ratio in [-1, 1]",
-    ),
-    Feature("distinct_products", "distinct products bought", _ALL, "count", requires=("product_id",)),
-    Feature("basket_lines_mean", "purchase lines per purchase invoice", _ALL, "lines"),
-    Feature("basket_units_mean", "units per purchase invoice", _ALL, "units", requires=("quantity",)),
-    Feature("return_share_lines", "return lines / all lines", _ALL, "share in [0, 1]"),
-    Feature("return_share_value", "returned value / (purchased + returned value)", _ALL, "share in [0, 1]"),
-    Feature("weekend_share", "share of purchase invoices on Saturday or Sunday", _ALL, "share in [0, 1]"),
-    Feature(
-        "main_country", "country of most purchase invoices (ties: alphabetical)", _ALL, "category", ("country",), True
+        _trend,
     ),
     Feature(
-        "main_channel", "channel of most purchase invoices (ties: alphabetical)", _ALL, "category", ("channel",), True
+        "distinct_products",
+        "distinct products bought",
+        _ALL,
+        "count",
+        expr=lambda h: h.distinct_products,
+        requires=("product_id",),
+    ),
+    Feature(
+        "basket_lines_mean",
+        "purchase lines per purchase invoice",
+        _ALL,
+        "lines",
+        lambda h: h.sale_lines / h.frequency_invoices,
+    ),
+    Feature(
+        "basket_units_mean",
+        "units per purchase invoice",
+        _ALL,
+        "units",
+        expr=lambda h: h.sale_units / h.frequency_invoices,
+        requires=("quantity",),
+    ),
+    Feature(
+        "return_share_lines",
+        "return lines / all lines",
+        _ALL,
+        "share in [0, 1]",
+        lambda h: h.return_lines / (h.sale_lines + h.return_lines),
+    ),
+    Feature(
+        "return_share_value",
+        "returned value / (purchased + returned value)",
+        _ALL,
+        "share in [0, 1]",
+        lambda h: _ratio(h.return_value, h.monetary_total + h.return_value),
+    ),
+    Feature(
+        "weekend_share",
+        "share of purchase invoices on Saturday or Sunday",
+        _ALL,
+        "share in [0, 1]",
+        lambda h: h.weekend_invoices / h.frequency_invoices,
+    ),
+    Feature(
+        "main_country",
+        "country of most purchase invoices (ties: alphabetical)",
+        _ALL,
+        "category",
+        lambda h: h.main_country,
+        ("country",),
+        True,
+    ),
+    Feature(
+        "main_channel",
+        "channel of most purchase invoices (ties: alphabetical)",
+        _ALL,
+        "category",
+        lambda h: h.main_channel,
+        ("channel",),
+        True,
     ),
 )
-
-LABELS = {
-    "churn": "1 when a customer active in the lookback window makes no purchase in [as_of, as_of + churn_horizon_days)",
-    "purchase": "1 when the customer makes a purchase in [as_of, as_of + purchase_horizon_days)",
-    "spend": "net spend (purchases minus returns) in [as_of, as_of + churn_horizon_days)",
-}
 
 
 def available_features(columns: set[str] | list[str]) -> list[Feature]:
@@ -84,6 +216,7 @@ def available_features(columns: set[str] | list[str]) -> list[Feature]:
 
 
 def feature_table_markdown() -> str:
+    """The catalogue as the Markdown table in docs/features.md."""
     rows = ["| name | definition | window | unit | needs |", "|---|---|---|---|---|"]
     for f in FEATURES:
         rows.append(f"| `{f.name}` | {f.definition} | {f.window} | {f.unit} | {', '.join(f.requires) or '-'} |")

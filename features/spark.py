@@ -21,7 +21,8 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 
-from features.build import Horizons, as_cutoff, check_label_cutoffs, data_window, features_expr, training_expr
+from features.build import features_expr, training_expr
+from features.cutoffs import Horizons, as_cutoff, check_label_cutoffs, data_window
 from features.errors import PropensityError
 
 REQUIRED = ("customer_id", "invoice_id", "ts", "amount", "is_return")

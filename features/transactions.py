@@ -11,8 +11,9 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from features.build import Horizons, build_features, build_training_table
+from features.build import build_features, build_training_table
 from features.contract import ColumnMapping
+from features.cutoffs import Horizons
 from features.segments import SegmentRules, assign_segments
 from features.sources import Source
 from features.store import connect_store, require_table

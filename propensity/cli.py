@@ -120,7 +120,7 @@ def ingest(
 
 
 def resolve_cutoffs(as_of: list[str] | None, start: str | None, end: str | None) -> list[date]:
-    from features.build import as_cutoff, monthly_cutoffs
+    from features.cutoffs import as_cutoff, monthly_cutoffs
 
     cutoffs = [as_cutoff(a) for a in as_of or []]
     if start or end:
@@ -157,7 +157,7 @@ def features(
     data_dir: DataDir = None,
 ):
     """Build the feature table (one row per customer and cutoff) from the store's log, or on Spark."""
-    from features.build import Horizons
+    from features.cutoffs import Horizons
 
     cutoffs = resolve_cutoffs(as_of, start, end)
     horizons = Horizons(churn_horizon_days, purchase_horizon_days, lookback_days)

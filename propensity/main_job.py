@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from features.build import Horizons, data_window, monthly_cutoffs
+from features.cutoffs import Horizons, data_window, monthly_cutoffs
 from features.store import data_dir as resolve_data_dir
 from features.store import store_path
 from features.transactions import load_demo_log, open_store_log, write_feature_table

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import as_cutoff, data_window
+from features.cutoffs import as_cutoff, data_window
 from features.store import atomic_path
 from features.transactions import TransactionLog
 from serving.drift import compare_runs

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import as_cutoff
+from features.cutoffs import as_cutoff
 from features.errors import PropensityError
 from features.store import data_dir as resolve_data_dir
 from features.store import require_table, store_connection, write_frame

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from features.build import as_cutoff, build_features, data_window
+from features.build import build_features
 from features.clusters import ClusterModel
+from features.cutoffs import as_cutoff, data_window
 from features.definitions import FEATURES
 from features.errors import PropensityError
 from features.segments import SegmentReference, SegmentRules, assign_segments, load_segment_rules

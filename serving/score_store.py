@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from features.build import as_cutoff
+from features.cutoffs import as_cutoff
 from features.store import has_table, write_frame
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import as_cutoff, feature_frame, features_expr
+from features.build import feature_frame, features_expr
+from features.cutoffs import as_cutoff
 from features.errors import PropensityError
 from features.segments import load_segment_rules, segment_reference
 from serving.predictor import Models, reference_columns, score_features

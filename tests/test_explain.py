@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from scipy.special import logit
 
-from features.build import Horizons, build_training_table, monthly_cutoffs
+from features.build import build_training_table
+from features.cutoffs import Horizons, monthly_cutoffs
 from models.calibration import Calibrator
 from models.explain import contributions
 from models.families import get_family

@@ -127,7 +127,7 @@ def test_prepared_feature_query_refilled_many_times_gives_the_batch_features(sma
     A stale plan (say, one bound to the first batch's rows or cutoffs) would show here as a
     difference from ``build_features``.
     """
-    from features.build import CompiledFeatures
+    from features.compiled import CompiledFeatures
 
     table, _, _ = small_synthetic
     con = duckdb.connect(config={"threads": 1})

@@ -7,8 +7,9 @@ import ibis
 import pytest
 from conftest import SHARED_RETAIL
 
-from features.build import Horizons, build_training_table
+from features.build import build_training_table
 from features.contract import load_mapping
+from features.cutoffs import Horizons
 from features.sources import Source
 from features.validate import ingest
 

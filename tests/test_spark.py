@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from conftest import SHARED_RETAIL
 
-from features.build import Horizons, build_features, build_training_table, feature_frame, monthly_cutoffs
+from features.build import build_features, build_training_table, feature_frame
+from features.cutoffs import Horizons, monthly_cutoffs
 
 pyspark = pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.spark, pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed")]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from features.build import monthly_cutoffs
+from features.cutoffs import monthly_cutoffs
 from features.errors import PropensityError
 
 Grid = Literal["monthly", "weekly"]

@@ -9,7 +9,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from features.build import Horizons, build_training_table, data_window
+from features.build import build_training_table
+from features.cutoffs import Horizons, data_window
 from features.errors import PropensityError
 from features.segments import assign_segments, load_segment_rules
 from features.transactions import TransactionLog

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from features.build import as_cutoff
+from features.cutoffs import as_cutoff
 from features.store import store_path
 from features.transactions import open_store_log
 from training.config import TrainingConfig

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-from features.build import Horizons, build_training_table
+from features.build import build_training_table
+from features.cutoffs import Horizons
 from features.errors import PropensityError
 from features.transactions import TransactionLog
 from models.calibration import Calibrator

@@ -21,8 +21,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.build import CompiledFeatures, as_cutoff
+from features.compiled import CompiledFeatures
 from features.contract import load_mapping
+from features.cutoffs import as_cutoff
 from features.errors import PropensityError
 from features.segments import load_segment_rules, segment_reference
 from features.sources import Source
