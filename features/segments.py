@@ -206,16 +206,8 @@ def _abc(features: pd.DataFrame, rules: ABCRules, ref: SegmentReference) -> np.n
     ).astype(object)
 
 
-def rfm_segments(features: pd.DataFrame, rules: RFMRules, ref: SegmentReference) -> pd.DataFrame:
-    return pd.DataFrame(_rfm(features, rules, ref), index=features.index)
-
-
 def lifecycle_stage(features: pd.DataFrame, rules: LifecycleRules) -> pd.Series:
     return pd.Series(_lifecycle(features, rules), index=features.index, name="lifecycle")
-
-
-def value_matrix(features: pd.DataFrame, rules: ValueMatrixRules, ref: SegmentReference) -> pd.Series:
-    return pd.Series(_value_matrix(features, rules, ref), index=features.index, name="value_matrix")
 
 
 def abc_tier(features: pd.DataFrame, rules: ABCRules, ref: SegmentReference) -> pd.Series:

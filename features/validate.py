@@ -8,7 +8,7 @@ add up: input rows = accepted + quarantined. Returns and cancellations are valid
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import duckdb
@@ -42,7 +42,6 @@ class ValidationReport:
     first_ts: datetime | None = None
     last_ts: datetime | None = None
     returns: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def _text(col: str) -> str:

@@ -6,8 +6,6 @@ from dataclasses import asdict, dataclass
 
 from features.definitions import available_features
 
-TASKS = {"churn": "churn", "purchase": "purchase"}
-
 
 @dataclass(frozen=True)
 class FeatureSpec:

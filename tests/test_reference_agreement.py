@@ -1,15 +1,11 @@
-"""The Ibis features agree with the independent pandas reference kept in benchmarks/."""
+"""The Ibis features agree with the independent pandas reference in tests/pandas_reference.py."""
 
-import sys
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
+from pandas_reference import reference_features
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from pandas_reference import reference_features  # noqa: E402
-
-from features.build import build_features  # noqa: E402
+from features.build import build_features
 
 
 def test_engine_matches_pandas_reference_on_generated_log(small_synthetic):

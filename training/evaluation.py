@@ -1,0 +1,76 @@
+"""What a training run records beside the leaderboard: margins over the baselines, per-family runs, plots,
+importance and the per-segment calibration table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.inspection import permutation_importance
+
+from training.config import TrainingConfig
+from training.dataset import TaskData
+from training.metrics import paired_bootstrap_se, score_metrics, segment_metrics
+from training.plots import plot_all, plot_importance
+
+BASELINES_TO_BEAT = ("recency_rule", "bgnbd")
+
+
+def margins_over_baselines(champion: dict, p_cal: np.ndarray, y_test, results: list[dict], cfg: TrainingConfig):
+    """Champion minus each baseline: on the latest origin (with paired SEs), and averaged over the origins."""
+    baselines = [r for base in BASELINES_TO_BEAT for r in results if r["name"] == base and r is not champion]
+    test = score_metrics(y_test, p_cal)
+    margins = {f"{r['name']}_{m}": test[m] - r["test"][m] for r in baselines for m in ("roc_auc", "pr_auc")}
+    margin_se = {}
+    for m in ("roc_auc", "pr_auc"):  # paired bootstrap over the test customers, one pass for both baselines
+        scores = {"champion": p_cal, **{r["name"]: r["p_test"] for r in baselines}}
+        se = paired_bootstrap_se(y_test, scores, "champion", m, cfg.bootstrap_resamples, cfg.seed)
+        margin_se.update({f"{name}_{m}": v for name, v in se.items()})
+    mine = pd.DataFrame(champion["per_origin"]).set_index("origin")
+    mean_margins = {
+        f"{r['name']}_{m}": float((mine[m] - pd.DataFrame(r["per_origin"]).set_index("origin")[m]).mean())
+        for r in baselines
+        for m in ("roc_auc", "pr_auc")
+    }
+    return margins, margin_se, mean_margins
+
+
+def log_family(r: dict) -> None:
+    with mlflow.start_run(run_name=r["name"], nested=True):
+        mlflow.log_params({"family": r["name"], **{f"param_{k}": v for k, v in r["params"].items()}})
+        mlflow.log_metrics({f"backtest_{k}": v for k, v in r["backtest"].items() if np.isfinite(v)})
+        mlflow.log_metrics({f"test_{k}": v for k, v in r["test"].items() if np.isfinite(v)})
+        for row in r["per_origin"]:
+            mlflow.log_metrics({f"origin_{row['origin']}_{k}": row[k] for k in ("roc_auc", "pr_auc")})
+        mlflow.log_metric("fit_s", r["fit_s"])
+
+
+def log_leaderboard(board: pd.DataFrame, folder: Path) -> None:
+    board.to_csv(folder / "leaderboard.csv", index=False)
+    cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in board.itertuples(index=False)]
+    lines = ["| " + " | ".join(board.columns) + " |", "|" + "---|" * len(board.columns)]
+    (folder / "leaderboard.md").write_text("\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells]) + "\n")
+
+
+def evaluation_artifacts(data: TaskData, results, champion, p_cal, folder: Path, cfg: TrainingConfig) -> None:
+    test = champion["scores"][-1]
+    X_te, y_te = data.xy(test.origin.as_of)
+    plot_all(
+        y_te,
+        {r["name"]: r["p_test"] for r in results},
+        champion["name"],
+        p_cal,
+        f"{data.task} @ {test.origin.as_of}",
+        folder,
+    )
+    sample = min(len(y_te), 3000)
+    imp = permutation_importance(
+        test.model, X_te.iloc[:sample], y_te[:sample], scoring="average_precision", n_repeats=3, random_state=cfg.seed
+    )
+    importance = pd.Series(imp.importances_mean, index=X_te.columns).drop(labels="customer_id", errors="ignore")
+    importance.sort_values(ascending=False).to_csv(folder / "importance.csv")
+    plot_importance(importance, data.task, folder)
+    segments = data.rows(test.origin.as_of)["rfm_segment"]
+    segment_metrics(y_te, p_cal, segments).to_csv(folder / "segments_test.csv", index=False)  # calibration by segment
