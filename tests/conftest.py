@@ -13,6 +13,17 @@ from features.sources import Source
 from features.validate import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests by kind: tests/unit (exact fixtures, properties), tests/model (behaviour of trained models) and
+    tests/e2e (training runs, the CLI, uvicorn, Spark, the notebook, real data), which are all `slow`."""
+    for item in items:
+        if E2E in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.slow)
+
+
 SHARED_RETAIL = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
 
 # The hand-written fixture: 12 lines, 5 customers. Dates: 2021-01-04, 01-18, 02-15 and 03-01 are
@@ -73,9 +84,21 @@ def point_mlflow_at(folder: Path) -> None:
     configure_tracking(folder)
 
 
+@pytest.fixture(scope="module")
+def trained_store(_trained_template, tmp_path_factory):
+    """A data dir of its own for each test module (a copy of the session's trained one): tests change their store."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("trained_copy") / "data"
+    shutil.copytree(_trained_template, folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
-def trained_store(tmp_path_factory):
-    """A data dir with a generated log in the store, quick-trained champions registered, and one batch scoring run."""
+def _trained_template(tmp_path_factory):
+    """A data dir with a generated log in the store, quick-trained champions registered, and one batch scoring run.
+
+    The MLflow artifacts stay in this folder (copies read the registered models from here)."""
     import os
 
     import pyarrow.parquet as pq

@@ -62,6 +62,7 @@ class TaskResult:
     origins: pd.DataFrame = field(default_factory=pd.DataFrame)  # family x origin: ROC-AUC and PR-AUC
     warnings: tuple[str, ...] = ()
     plan: str = ""
+    test_predictions: pd.DataFrame = field(default_factory=pd.DataFrame)  # y and the calibrated p on the test origin
 
 
 def run_family(name: str, data: TaskData, cfg: TrainingConfig) -> dict:
@@ -189,6 +190,7 @@ def train_task(
             origins,
             data.plan.warnings,
             data.plan.describe(),
+            pd.DataFrame({"y": test.y, "p": p_cal}),
         )
 
 

@@ -1,13 +1,9 @@
-"""The real UCI log end to end (quick profile): realised churn per decile of predicted risk, list and report."""
-
-import sys
-from pathlib import Path
+"""The real UCI log end to end (quick profile): trained on the nine months before 2011-09-01, scored out of time
+there (realised churn per decile of predicted risk), then the latest day, list and report."""
 
 import numpy as np
 import pytest
-from conftest import SHARED_RETAIL
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from uci_run import SHARED_RETAIL, run
 
 pytestmark = [
     pytest.mark.realdata,
@@ -17,8 +13,6 @@ pytestmark = [
 
 
 def test_uci_risk_deciles_are_monotone_at_the_top_and_the_report_is_written(tmp_path, monkeypatch):
-    from uci_serving import run
-
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     result = run(tmp_path, "quick")
     deciles = result["deciles"]

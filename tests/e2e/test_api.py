@@ -192,8 +192,10 @@ def test_stored_customer_risk_list_model_and_health(client, trained_store):
     card = client.get("/model").json()
     assert (
         card["churn"]["version"] >= 1
-        and "recency_days" in card["churn"]["feature_spec"]["numeric"]
+        and "recency_days" in card["churn"]["numeric"]
         and card["churn"]["test_metrics"]
+        and card["churn"]["lookback_days"] == 365
+        and card["churn"]["train_cutoffs"]
     )
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["customers"] == len(client.app.state.service.scores)

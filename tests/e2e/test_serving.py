@@ -141,7 +141,7 @@ def test_a_second_run_records_migration_drift_and_an_mlflow_manifest_and_reports
     run_batch(log, models, tmp_path / "exports", earlier)
     result = run_batch(log, models, tmp_path / "exports", as_of)
     c = result.manifest["comparison"]
-    assert c["previous_as_of"] == str(earlier) and 0 <= c["psi_p_churn"] < 5
+    assert c["previous_as_of"] == str(earlier) and c["psi_p_churn"] < 0.25  # a day apart: no large shift
     assert c["customers_in_both"] + c["customers_new"] == len(result.scores)
     moved = sum(r["customers"] for r in c["migration"] if r["from"] != r["to"] and "(" not in r["from"] + r["to"])
     assert moved == c["customers_moved_segment"]

@@ -95,7 +95,7 @@ def test_every_catalogued_feature_is_produced_and_documented(dozen):
     produced = set(got.columns) - {"customer_id", "as_of"}
     catalogue = {f.name for f in FEATURES if "channel" not in f.requires}
     assert produced == catalogue
-    docs = (__import__("pathlib").Path(__file__).parents[1] / "docs" / "features.md").read_text()
+    docs = (__import__("pathlib").Path(__file__).parents[2] / "docs" / "features.md").read_text()
     for f in FEATURES:
         assert f"`{f.name}`" in docs
 
