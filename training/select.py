@@ -7,7 +7,7 @@ import numpy as np
 from models.calibration import Calibrator
 from training.config import TrainingConfig
 from training.metrics import paired_bootstrap_se
-from training.tune import OriginScores, pooled
+from training.tune import OriginScores
 
 # Simplest first: fewer parameters and an easier story. Under the one-SE rule (after Breiman et al.,
 # 1984) a simpler family replaces the best one when its backtest deficit is within one standard
@@ -62,13 +62,13 @@ def _log_loss(y, p) -> float:
 
 
 def choose_calibration(backtest: list[OriginScores], cfg: TrainingConfig) -> tuple[str, dict]:
-    """``cfg.calibration``, or with ``auto`` the method whose calibrator, fitted on the earlier backtest
-    origins, gives the lower log loss on the latest one (sigmoid when there is one origin or fewer)."""
+    """``cfg.calibration``, or with ``auto`` the method whose calibrator, fitted on the next-to-latest backtest
+    origin, gives the lower log loss on the latest one (sigmoid when there is one origin or fewer)."""
     if cfg.calibration != "auto":
         return cfg.calibration, {}
     if len(backtest) < 2:
         return "sigmoid", {}
-    fit_on, judge = backtest[:-1], backtest[-1]
-    y, p = pooled(fit_on)
+    fit_on, judge = backtest[-2], backtest[-1]  # as deployed: the most recent window calibrates the next
+    y, p = fit_on.y, fit_on.p
     losses = {m: _log_loss(judge.y, Calibrator(m).fit(p, y).predict(judge.p)) for m in ("sigmoid", "isotonic")}
     return min(losses, key=losses.get), losses

@@ -149,7 +149,9 @@ def train_task(
         mlflow.log_metrics({f"selection_paired_se_{k}": v for k, v in selection["paired_se"].items()})
 
         method, losses = choose_calibration(champion["scores"][:-1], cfg)
-        y_fit, p_fit = pooled(champion["scores"][:-1] or champion["scores"][-1:])  # earlier origins: honest test
+        # as deployed: calibrated on the most recent window before the one scored (the test origin here)
+        latest_before = champion["scores"][-2] if len(champion["scores"]) > 1 else champion["scores"][-1]
+        y_fit, p_fit = latest_before.y, latest_before.p
         test = champion["scores"][-1]
         p_cal = Calibrator(method).fit(p_fit, y_fit).predict(test.p)
         champion_test = score_metrics(test.y, p_cal)
