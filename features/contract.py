@@ -7,9 +7,9 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from features.errors import PropensityError
+from features.errors import PropensityError, validated
 
 REQUIRED = ("customer_id", "ts")
 OPTIONAL = ("invoice_id", "quantity", "unit_price", "amount", "product_id", "country", "channel")
@@ -89,9 +89,4 @@ def load_mapping(preset: str | None = "canonical", path: Path | None = None) -> 
         if preset not in _presets():
             raise PropensityError(f"Unknown column preset {preset!r}; known presets: {preset_names()}.")
         data = _presets()[preset]
-    try:
-        return ColumnMapping.model_validate(data or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise PropensityError(f"The column mapping is invalid at {where!r}: {first['msg']}.") from None
+    return validated(ColumnMapping, data or {}, "column mapping is")

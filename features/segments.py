@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from features.errors import PropensityError
+from features.errors import PropensityError, validated
 
 
 class _Strict(BaseModel):
@@ -92,13 +92,7 @@ def _parse_rules(path: str | None) -> SegmentRules:
         text = Path(path).read_text() if path else _default_text()
     except OSError as exc:
         raise PropensityError(f"Cannot read the segment rules {path}: {exc.strerror}.") from None
-    try:
-        return SegmentRules.model_validate(yaml.safe_load(text))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise PropensityError(
-            f"The segment rules are invalid at {'.'.join(map(str, first['loc']))!r}: {first['msg']}."
-        ) from None
+    return validated(SegmentRules, yaml.safe_load(text), "segment rules are")
 
 
 @dataclass(frozen=True)

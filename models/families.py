@@ -151,15 +151,15 @@ FAMILIES: dict[str, Family] = {
         lambda t: {
             "C": t.suggest_float("C", 1e-3, 10, log=True),
             "gamma": t.suggest_float("gamma", 1e-3, 1.0, log=True),
-            "n_components": t.suggest_int("n_components", 50, 300, step=50),
+            "n_components": t.suggest_int("n_components", 50, 200, step=50),
         },
     ),
     "random_forest": Family(
         "random_forest",
         _forest,
         lambda t: {
-            "n_estimators": t.suggest_int("n_estimators", 100, 400, step=100),
-            "max_depth": t.suggest_int("max_depth", 4, 16),
+            "n_estimators": t.suggest_int("n_estimators", 100, 300, step=100),
+            "max_depth": t.suggest_int("max_depth", 4, 12),
             "min_samples_leaf": t.suggest_int("min_samples_leaf", 2, 50, log=True),
             "max_features": t.suggest_float("max_features", 0.2, 0.8),
         },

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.errors import PropensityError
+from features.errors import PropensityError, validated
 from models.families import FAMILIES
 
 METRICS = ("pr_auc", "roc_auc", "neg_log_loss")
@@ -20,7 +20,7 @@ class _Strict(BaseModel):
 
 
 class Tuning(_Strict):
-    n_trials: int = 20
+    n_trials: int = 12
     timeout_s: float | None = None  # None: the trial count alone bounds a search, so results do not depend on load
 
 
@@ -86,11 +86,4 @@ def load_config(path: Path | None = None, profile: str | None = None, **override
             raise PropensityError(f"Unknown training profile {profile!r}; known profiles: {sorted(profiles)}.")
         data = _deep_update(data, profiles[profile])
     data = _deep_update(data, {k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TrainingConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top)"
-        raise PropensityError(
-            f"The training config is invalid at {where!r}: {first['msg'].removeprefix('Value error, ')}."
-        ) from None
+    return validated(TrainingConfig, data, "training config is")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.errors import PropensityError
 from features.segments import load_segment_rules, segment_reference
-from features.store import connect_store, store_path
+from features.store import store_connection, store_path
 from serving.predictor import (
     Models,
     load_models,
@@ -28,6 +28,7 @@ from serving.rest.batcher import Batcher
 from serving.rest.requests import SLOT, RequestFeatures
 from serving.rest.schemas import ScoredCustomer, ScoreRequest, ScoreResponse
 from serving.schema import REASON_COLUMNS
+from serving.score_store import scores_as_of
 
 
 class UnknownCustomer(LookupError):
@@ -71,22 +72,16 @@ class Service:
 
     def reload(self) -> None:
         """Re-read the latest batch scores (after a scheduled run)."""
-        from serving.batch import scores_as_of
-
-        path = store_path(self.data_dir)
         scores = None
-        if path.exists():
-            con = connect_store(path, read_only=True)
-            try:
+        if store_path(self.data_dir).exists():
+            with store_connection(self.data_dir) as con:
                 scores = scores_as_of(con)
-            finally:
-                con.close()
         scores = scores if scores is not None else pd.DataFrame()
         by_id = scores.set_index("customer_id", drop=False) if len(scores) else scores
         reference = segment_reference(scores, self.rules) if len(scores) else None
-        scores_as_of = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else None
+        latest = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else None
         with self.swap:  # the scoring thread reads reference and its date together
-            self.scores, self.by_id, self.reference, self.scores_as_of = scores, by_id, reference, scores_as_of
+            self.scores, self.by_id, self.reference, self.scores_as_of = scores, by_id, reference, latest
 
     def score_many(self, requests: list[ScoreRequest]) -> list[ScoreResponse | PropensityError]:
         """Score several requests together: one validation and feature query per line-column set, one scoring call.
