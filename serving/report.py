@@ -19,6 +19,7 @@ from matplotlib.figure import Figure  # the object API: no pyplot state, no back
 
 from features.store import atomic_path
 from serving.drift import compare_runs
+from serving.schema import REPORT_COLUMNS, TEXT_COLUMNS
 
 TOP_ROWS = 25
 CSS = """
@@ -172,24 +173,8 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
             )
             model_sections.append("".join(parts))
     top = scores.sort_values("rank").head(TOP_ROWS)
-    top_columns = [
-        c
-        for c in (
-            "rank",
-            "customer_id",
-            "p_churn",
-            "p_purchase",
-            "value_at_risk",
-            "rfm_segment",
-            "lifecycle",
-            "action",
-            "reason_1",
-            "reason_2",
-            "reason_3",
-        )
-        if c in top.columns
-    ]
-    text_cols = ("customer_id", "rfm_segment", "lifecycle", "action", "reason_1", "reason_2", "reason_3")
+    top_columns = [c for c in REPORT_COLUMNS if c in top.columns]
+    text_cols = tuple(c for c in top_columns if c in TEXT_COLUMNS)
     cards = [
         ("customers scored", f"{len(scores):,}"),
         ("value at risk", f"{scores['value_at_risk'].sum():,.0f}"),
@@ -204,7 +189,7 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
 <h2>Since the last run</h2>{_migration_html(compare_runs(previous, scores))}
 <h2>Top of the risk list (by value at risk)</h2>{_table(top[top_columns], text_cols)}
 <p class="note">Reasons are the strongest drivers of each customer's churn score (SHAP for tree models, occlusion otherwise).</p>
-<h2>Models</h2><p class="note">Leaderboards from each champion's training run: validation picks, test metrics on the untouched latest cutoff.</p>{"".join(model_sections)}
+<h2>Models</h2><p class="note">Leaderboards from each champion's training run: the backtest origins choose, test metrics are on the untouched latest origin.</p>{"".join(model_sections)}
 </body></html>"""
     written = []
     for name, png in images.items():

@@ -19,28 +19,66 @@ class Column:
     listed: bool = True  # in the risk list and contact list exports
     served: bool = True  # in the REST answers
     required: bool = False  # always present in a REST answer
+    reported: bool = False  # in the report's top of the risk list
 
 
 SCORED_COLUMNS: tuple[Column, ...] = (
-    Column("rank", int, "position in the batch run by value at risk (1 = highest); stored scores only"),
-    Column("customer_id", str, "the customer", required=True),
+    Column("rank", int, "position in the batch run by value at risk (1 = highest); stored scores only", reported=True),
+    Column("customer_id", str, "the customer", required=True, reported=True),
     Column("as_of", date, "scored as of this date: features use everything before it", listed=False, required=True),
-    Column("p_churn", float, "probability of no purchase within the churn model's horizon", required=True),
-    Column("p_purchase", float, "probability of a purchase within the purchase model's horizon", required=True),
-    Column("expected_value", float, "historic net spend rate x the churn horizon", required=True),
-    Column("value_at_risk", float, "p_churn x expected_value", required=True),
-    Column("rfm_segment", str, "one of the 8 RFM segments"),
+    Column(
+        "p_churn",
+        float,
+        "calibrated probability of no purchase within the churn model's horizon (90 days by default)",
+        required=True,
+        reported=True,
+    ),
+    Column(
+        "p_purchase",
+        float,
+        "calibrated probability of a purchase within the purchase model's horizon (30 days by default)",
+        required=True,
+        reported=True,
+    ),
+    Column(
+        "expected_value",
+        float,
+        "historic net spend rate (net spend / tenure, tenure at least 30 days) x the churn horizon",
+        required=True,
+    ),
+    Column("value_at_risk", float, "p_churn x expected_value; the default ranking", required=True, reported=True),
+    Column("rfm_segment", str, "one of the 8 RFM segments", reported=True),
     Column("rfm_code", str, "R, F and M high/low flags", listed=False),
     Column("r_score", int, "recency score 1-5", listed=False),
     Column("f_score", int, "frequency score 1-5", listed=False),
     Column("m_score", int, "monetary score 1-5", listed=False),
-    Column("lifecycle", str, "lifecycle stage"),
+    Column("lifecycle", str, "lifecycle stage", reported=True),
     Column("value_matrix", str, "value matrix cell (frequency x order value)"),
     Column("abc_tier", str, "ABC tier by historic value"),
-    Column("cluster", int, "behavioural cluster of the training population (-1: none)"),
-    Column("action", str, "recommended action for the RFM segment"),
+    Column(
+        "cluster",
+        int,
+        "behavioural K-Means cluster, fitted on the training population and carried by the churn model (-1: none)",
+    ),
+    Column(
+        "action",
+        str,
+        "recommended action per RFM segment, from serving/config/actions.yaml (edit freely)",
+        reported=True,
+    ),
 )
 REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")  # the top drivers, in words; REST answers list them as `reasons`
 
 LIST_COLUMNS: list[str] = [c.name for c in SCORED_COLUMNS if c.listed] + list(REASON_COLUMNS)
 SERVED_COLUMNS: tuple[Column, ...] = tuple(c for c in SCORED_COLUMNS if c.served)
+REPORT_COLUMNS: list[str] = [c.name for c in SCORED_COLUMNS if c.reported] + list(REASON_COLUMNS)
+TEXT_COLUMNS: set[str] = {c.name for c in SCORED_COLUMNS if c.type is str} | set(REASON_COLUMNS)
+
+
+def scored_columns_markdown() -> str:
+    """The scored row's columns as the Markdown table in docs/serving.md."""
+    rows = ["| column | meaning | in lists | in REST answers |", "|---|---|---|---|"]
+    for c in SCORED_COLUMNS:
+        rows.append(f"| `{c.name}` | {c.description} | {'yes' if c.listed else '-'} | {'yes' if c.served else '-'} |")
+    rows.append("| `reason_1..3` | the strongest drivers of the churn score, in words (below) | yes | as `reasons` |")
+    return "\n".join(rows)

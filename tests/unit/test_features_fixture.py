@@ -106,3 +106,10 @@ def test_the_feature_doc_is_generated_from_the_catalogue():
 
     text = DOC.read_text()
     assert render(text) == text, "docs/features.md is stale: run `python -m features.docs`"
+
+
+def test_the_scored_row_doc_is_generated_from_the_schema():
+    from serving.docs import DOC, render
+
+    text = DOC.read_text()
+    assert render(text) == text, "docs/serving.md is stale: run `python -m serving.docs`"

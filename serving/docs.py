@@ -1,0 +1,22 @@
+"""Rewrite the scored-row table in docs/serving.md from ``serving.schema``: ``python -m serving.docs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from serving.schema import scored_columns_markdown
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
+BEGIN, END = "<!-- scored:begin -->\n", "\n<!-- scored:end -->"
+
+
+def render(text: str) -> str:
+    """``text`` with the table between the markers replaced by the schema's."""
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return head + BEGIN + scored_columns_markdown() + END + tail
+
+
+if __name__ == "__main__":
+    DOC.write_text(render(DOC.read_text()))
+    print(f"Rewrote the scored-row table in {DOC}.")
