@@ -37,6 +37,7 @@ class BacktestPlan:
     grid: tuple[date, ...]  # every cutoff whose label window closed inside the log
     origins: tuple[Origin, ...]  # oldest first; the last is the test
     warnings: tuple[str, ...] = ()
+    window: int | None = None  # at most this many of the latest closed cutoffs train a model (None: all)
 
     @property
     def test(self) -> Origin:
@@ -49,12 +50,14 @@ class BacktestPlan:
 
     @property
     def refit(self) -> tuple[date, ...]:
-        """The cutoffs the registered model trains on: every one whose label window closed."""
-        return self.grid
+        """The cutoffs the registered model trains on: every one whose label window closed (the latest
+        ``window`` of them when a window is set)."""
+        return self.grid[-self.window :] if self.window else self.grid
 
     def describe(self) -> str:
         origins = ", ".join(f"{o.as_of} ({len(o.train)} training cutoffs)" for o in self.origins)
-        return f"{len(self.grid)} cutoffs {self.grid[0]}..{self.grid[-1]}; origins {origins}; refit on all"
+        refit = "all" if not self.window else f"the latest {len(self.refit)}"
+        return f"{len(self.grid)} cutoffs {self.grid[0]}..{self.grid[-1]}; origins {origins}; refit on {refit}"
 
 
 def cutoff_grid(start: date, end: date, grid: Grid = "monthly") -> list[date]:
@@ -72,12 +75,21 @@ def plan_backtest(
     origins: int = 3,
     min_history_days: int = 30,
     grid: Grid = "monthly",
+    window: int | None = None,
 ) -> BacktestPlan:
-    """The grid, up to ``origins`` rolling origins (latest last) and the refit cutoffs for one horizon."""
+    """The grid, up to ``origins`` rolling origins (latest last) and the refit cutoffs for one horizon.
+
+    ``window``: train each model on at most this many of the latest closed cutoffs (a rolling window;
+    None, the default, is an expanding one: everything closed)."""
     end = last_ts.date() + timedelta(days=1)  # the log is taken as complete through its last day
     h = timedelta(days=horizon_days)
     cutoffs = cutoff_grid(first_ts.date() + timedelta(days=min_history_days), end - h, grid)
-    candidates = [Origin(t, tuple(c for c in cutoffs if c + h <= t)) for t in reversed(cutoffs)]
+    candidates = [
+        Origin(
+            t, tuple(c for c in cutoffs if c + h <= t)[-window:] if window else tuple(c for c in cutoffs if c + h <= t)
+        )
+        for t in reversed(cutoffs)
+    ]
     chosen: list[Origin] = []
     for origin in candidates:
         if origin.train and (not chosen or (chosen[-1].as_of - origin.as_of).days >= ORIGIN_SPACING_DAYS):
@@ -99,4 +111,4 @@ def plan_backtest(
             "With one origin, the champion is chosen and calibrated on the test cutoff itself: its test figures "
             "are optimistic."
         )
-    return BacktestPlan(horizon_days, tuple(cutoffs), tuple(reversed(chosen)), tuple(warnings))
+    return BacktestPlan(horizon_days, tuple(cutoffs), tuple(reversed(chosen)), tuple(warnings), window)

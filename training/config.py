@@ -35,6 +35,7 @@ class TrainingConfig(_Strict):
     min_history_days: int = 30
     origins: int = Field(3, ge=1)
     grid: Literal["monthly", "weekly"] = "monthly"
+    train_window_cutoffs: int | None = Field(None, ge=1)  # None: every closed cutoff trains (an expanding window)
     tuning: Tuning = Tuning()
     svm_max_rows: int = 50_000
     champion_rule: Literal["one_se", "best"] = "one_se"

@@ -60,8 +60,11 @@ class TaskData:
 def prepare_task(log: TransactionLog, task: str, cfg: TrainingConfig) -> TaskData:
     """Plan the backtest for the task's horizon and build its table over the grid (refusing a log too short)."""
     first_ts, last_ts = data_window(log.table)
-    plan = plan_backtest(first_ts, last_ts, cfg.horizons[task], cfg.origins, cfg.min_history_days, cfg.grid)
-    table = build_training_table(log.table, list(plan.grid), task_horizons(task, cfg))
+    plan = plan_backtest(
+        first_ts, last_ts, cfg.horizons[task], cfg.origins, cfg.min_history_days, cfg.grid, cfg.train_window_cutoffs
+    )
+    used = sorted({c for o in plan.origins for c in (*o.train, o.as_of)} | set(plan.refit))
+    table = build_training_table(log.table, used, task_horizons(task, cfg))
     table = pd.concat([table, assign_segments(table, load_segment_rules())[["rfm_segment"]]], axis=1)
     data = TaskData(task, plan, spec_for_columns(table.columns), table, (first_ts, last_ts))
     for origin in plan.origins:

@@ -56,7 +56,7 @@ def test_train_register_load_by_alias_predict(log, tracking):
     record = model_version_info("churn")["record"]
     assert record == model.record and record.family == result.champion and "recency_days" in record.numeric
     # the registered model was refit on every closed cutoff, the latest included, and calibrated on the latest origin
-    assert record.train_cutoffs == tuple(str(c) for c in data.plan.grid)
+    assert record.train_cutoffs == tuple(str(c) for c in data.plan.refit) and data.plan.refit[-1] == data.plan.grid[-1]
     assert record.calibration_cutoffs == (str(data.plan.test.as_of),) and record.lookback_days == cfg.lookback_days
     test_rows = data.rows(data.plan.test.as_of)
     p = model.predict_proba(model_input(test_rows, model.feature_spec))

@@ -76,3 +76,14 @@ def test_the_cli_is_a_thin_face():
         tree = ast.parse(path.read_text())
         helpers = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and not n.decorator_list]
         assert set(helpers) <= {"main", "_source", "resolve_cutoffs"}, (path.name, helpers)
+
+
+def test_the_cli_imports_no_heavy_library_until_a_command_runs():
+    """`propensity --help` and argument parsing load Typer and Rich only; each command imports what it uses."""
+    import subprocess
+    import sys
+
+    heavy = ("ibis", "pandas", "duckdb", "mlflow", "sklearn", "shap", "matplotlib", "pyspark", "fastapi", "numpy")
+    code = f"import sys, propensity.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == "[]"

@@ -41,6 +41,15 @@ def test_origins_train_only_on_cutoffs_whose_label_window_closed_by_the_origin()
     assert all(g >= 28 for g in gaps)
 
 
+def test_a_rolling_window_trains_on_the_latest_closed_cutoffs_only():
+    plan = plan_backtest(datetime(2010, 12, 1, 8), datetime(2011, 12, 9, 12), 30, window=4)
+    assert all(len(o.train) <= 4 for o in plan.origins)
+    for origin in plan.origins:
+        closed = [c for c in plan.grid if c + timedelta(days=30) <= origin.as_of]
+        assert list(origin.train) == closed[-4:]
+    assert plan.refit == plan.grid[-4:] and "refit on the latest 4" in plan.describe()
+
+
 def test_a_nine_month_log_trains_churn_at_90_days_with_fewer_origins_or_a_warning():
     plan = plan_backtest(datetime(2010, 12, 1, 8), datetime(2011, 9, 9, 12), 90)
     assert (
