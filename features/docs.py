@@ -10,11 +10,16 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "features.md"
 BEGIN, END = "<!-- features:begin -->\n", "\n<!-- features:end -->"
 
 
+def replace_between(text: str, begin: str, end: str, body: str) -> str:
+    """``text`` with what stands between the ``begin`` and ``end`` markers replaced by ``body``."""
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return head + begin + body + end + tail
+
+
 def render(text: str) -> str:
     """``text`` with the table between the markers replaced by the catalogue's."""
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return head + BEGIN + feature_table_markdown() + END + tail
+    return replace_between(text, BEGIN, END, feature_table_markdown())
 
 
 if __name__ == "__main__":

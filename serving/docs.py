@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from features.docs import replace_between
 from serving.schema import scored_columns_markdown
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
@@ -12,9 +13,7 @@ BEGIN, END = "<!-- scored:begin -->\n", "\n<!-- scored:end -->"
 
 def render(text: str) -> str:
     """``text`` with the table between the markers replaced by the schema's."""
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return head + BEGIN + scored_columns_markdown() + END + tail
+    return replace_between(text, BEGIN, END, scored_columns_markdown())
 
 
 if __name__ == "__main__":
