@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import duckdb
@@ -71,6 +72,19 @@ def small_synthetic(tmp_path_factory):
     con = duckdb.connect()
     report = ingest(con, Source(path), load_mapping("canonical"))
     return ibis.duckdb.from_connection(con).table("transactions"), report, path
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    """A fresh embedded tracking store for one test module."""
+    from models.registry import configure_tracking
+
+    folder = tmp_path_factory.mktemp("mlflow")
+    old = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    uri = configure_tracking(folder)
+    yield uri
+    if old:
+        os.environ["MLFLOW_TRACKING_URI"] = old
 
 
 def point_mlflow_at(folder: Path) -> None:

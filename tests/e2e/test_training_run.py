@@ -1,7 +1,5 @@
 """Training end to end on a generated log: backtest, refit, register, load by alias, reproduce."""
 
-import os
-
 import duckdb
 import numpy as np
 import pandas as pd
@@ -24,18 +22,6 @@ def log(tmp_path_factory):
     con = duckdb.connect()
     ingest(con, Source(path), load_mapping("canonical"))
     return TransactionLog.on(con)
-
-
-@pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
-    from models.registry import configure_tracking
-
-    folder = tmp_path_factory.mktemp("mlflow")
-    old = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    uri = configure_tracking(folder)
-    yield uri
-    if old:
-        os.environ["MLFLOW_TRACKING_URI"] = old
 
 
 def test_train_register_load_by_alias_predict(log, tracking):

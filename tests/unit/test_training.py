@@ -1,6 +1,5 @@
 """Training units: the backtest plan, the config, BG/NBD, the one-SE rule, tracking set-up."""
 
-import os
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -10,18 +9,6 @@ from features.errors import PropensityError
 from models.baselines import fit_bgnbd
 from training.backtest import plan_backtest
 from training.config import load_config
-
-
-@pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
-    from models.registry import configure_tracking
-
-    folder = tmp_path_factory.mktemp("mlflow")
-    old = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    uri = configure_tracking(folder)
-    yield uri
-    if old:
-        os.environ["MLFLOW_TRACKING_URI"] = old
 
 
 def test_origins_train_only_on_cutoffs_whose_label_window_closed_by_the_origin():
