@@ -41,6 +41,25 @@ def deciles(y, p):
     )
 
 
+def uci_store(out: Path, until: str | None = None) -> Path:
+    """A fresh store under ``out`` holding the UCI log (only lines before ``until`` when given); its path."""
+    import duckdb
+
+    from features.contract import load_mapping
+    from features.sources import Source
+    from features.store import store_path
+    from features.transactions import ingest_into_store
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    source = SHARED_RETAIL
+    if until:
+        source = out / "cut.parquet"
+        duckdb.sql(f"COPY (SELECT * FROM '{SHARED_RETAIL}' WHERE InvoiceDate < TIMESTAMP '{until}') TO '{source}'")
+    ingest_into_store(store_path(out), Source(source), load_mapping("online_retail"))
+    return store_path(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--profile", default=None, help="training profile (default: the default config)")
@@ -49,23 +68,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "out" / "uci_backtest")
     args = parser.parse_args()
 
-    from features.contract import load_mapping
-    from features.sources import Source
     from features.store import store_path
-    from features.transactions import ingest_into_store, open_store_log
+    from features.transactions import open_store_log
     from models.registry import configure_tracking
     from training.config import load_config
     from training.train import train_task
 
-    shutil.rmtree(args.out, ignore_errors=True)
-    args.out.mkdir(parents=True)
-    source = SHARED_RETAIL
-    if args.until:
-        import duckdb
-
-        source = args.out / "cut.parquet"
-        duckdb.sql(f"COPY (SELECT * FROM '{SHARED_RETAIL}' WHERE InvoiceDate < TIMESTAMP '{args.until}') TO '{source}'")
-    ingest_into_store(store_path(args.out), Source(source), load_mapping("online_retail"))
+    uci_store(args.out, args.until)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     configure_tracking(args.out)
     cfg = load_config(profile=args.profile)

@@ -12,36 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import ibis
 import ibis.expr.types as ir
 
 from features.cutoffs import DAY
-
-WINDOWS_DAYS = (30, 90, 180, 365)
-TREND_DAYS = 90
-
-
-def _ratio(num, den):
-    return ibis.ifelse(den > 0, num / den, ibis.null("float64"))
-
-
-def _recency(h: ir.Table):
-    return (h.as_of_s - h.last_s) / DAY
-
-
-def _gap_mean(h: ir.Table):
-    return _ratio(h.gap_sum, h.gap_n)
-
-
-def _gap_std(h: ir.Table):
-    # Sample variance from integer sums: (n*sumsq - sum^2) / (n*(n-1)); exact until the one division.
-    var = _ratio(h.gap_n * h.gap_sumsq - h.gap_sum * h.gap_sum, h.gap_n * (h.gap_n - 1))
-    return ibis.ifelse(h.gap_n >= 2, var.sqrt(), ibis.null("float64"))
-
-
-def _trend(h: ir.Table):
-    recent = h[f"spend_{TREND_DAYS}d"]
-    return _ratio(recent - h.spend_prev, recent + h.spend_prev)
+from features.measures import (
+    ACTIVITY_DAYS,
+    TREND_DAYS,
+    WINDOWS_DAYS,
+    gap_mean,
+    gap_std,
+    ratio,
+    recency,
+    trend,
+    year_ago,
+)
 
 
 @dataclass(frozen=True)
@@ -57,10 +41,19 @@ class Feature:
 
 _ALL = "all history before as_of"
 
+
+def _col(name: str):
+    return lambda h: h[name]
+
+
+def _per_invoice(name: str):
+    return lambda h: h[name] / h.frequency_invoices
+
+
 FEATURES: tuple[Feature, ...] = (
-    Feature("recency_days", "time from the last purchase to as_of", _ALL, "days (fractional)", _recency),
-    Feature("frequency_invoices", "distinct purchase invoices", _ALL, "count", lambda h: h.frequency_invoices),
-    Feature("frequency_days", "distinct days with a purchase", _ALL, "count", lambda h: h.frequency_days),
+    Feature("recency_days", "time from the last purchase to as_of", _ALL, "days (fractional)", recency),
+    Feature("frequency_invoices", "distinct purchase invoices", _ALL, "count", _col("frequency_invoices")),
+    Feature("frequency_days", "distinct days with a purchase", _ALL, "count", _col("frequency_days")),
     Feature(
         "monetary_total", "value of purchase lines (returns excluded)", _ALL, "currency", lambda h: h.monetary_total
     ),
@@ -110,7 +103,7 @@ FEATURES: tuple[Feature, ...] = (
             "count",
             lambda h, w=w: h[f"invoices_{w}d"],
         )
-        for w in WINDOWS_DAYS
+        for w in (*ACTIVITY_DAYS, *WINDOWS_DAYS)
     ),
     *(
         Feature(
@@ -127,31 +120,52 @@ FEATURES: tuple[Feature, ...] = (
         "mean gap between consecutive purchase days (null with one purchase day)",
         _ALL,
         "days",
-        _gap_mean,
+        gap_mean,
     ),
-    Feature("gap_std_days", "sample std of those gaps (null with fewer than 3 purchase days)", _ALL, "days", _gap_std),
+    Feature("gap_std_days", "sample std of those gaps (null with fewer than 3 purchase days)", _ALL, "days", gap_std),
     Feature(
         "overdue_ratio",
         "recency_days / gap_mean_days: above 1 means later than the customer's own rhythm",
         _ALL,
         "ratio",
-        lambda h: _ratio(_recency(h), _gap_mean(h)),
+        lambda h: ratio(recency(h), gap_mean(h)),
     ),
     Feature(
         "spend_trend",
         "(spend last 90d - spend 90-180d ago) / their sum; null when both are 0",
         "[as_of - 180d, as_of)",
         "ratio in [-1, 1]",
-        _trend,
+        lambda h: trend(h[f"spend_{TREND_DAYS}d"], h.spend_prev),
     ),
     Feature(
-        "distinct_products",
-        "distinct products bought",
-        _ALL,
-        "count",
-        expr=lambda h: h.distinct_products,
-        requires=("product_id",),
+        "invoice_trend",
+        "(invoices last 90d - invoices 90-180d ago) / their sum; null when both are 0",
+        "[as_of - 180d, as_of)",
+        "ratio in [-1, 1]",
+        lambda h: trend(h[f"invoices_{TREND_DAYS}d"], h.invoices_prev),
     ),
+    Feature(
+        "gap_cv",
+        "gap_std_days / gap_mean_days: how irregular the purchase rhythm is (null with fewer than 3 purchase days)",
+        _ALL,
+        "ratio",
+        lambda h: ratio(gap_std(h), gap_mean(h)),
+    ),
+    Feature(
+        "recency_prev_days",
+        "days from the second-to-last purchase day to the as_of day (null with one purchase day)",
+        _ALL,
+        "whole days",
+        lambda h: (h.as_of_day - (h.last_day - h.last_gap)).cast("float64"),
+    ),
+    Feature(
+        "invoices_year_ago_90d",
+        "purchase invoices in the 90 days that followed this date a year earlier (null if not a customer then)",
+        "[as_of - 365d, as_of - 275d)",
+        "count",
+        year_ago,
+    ),
+    Feature("distinct_products", "distinct products bought", _ALL, "count", _col("distinct_products"), ("product_id",)),
     Feature(
         "basket_lines_mean",
         "purchase lines per purchase invoice",
@@ -164,8 +178,24 @@ FEATURES: tuple[Feature, ...] = (
         "units per purchase invoice",
         _ALL,
         "units",
-        expr=lambda h: h.sale_units / h.frequency_invoices,
+        expr=_per_invoice("sale_units"),
         requires=("quantity",),
+    ),
+    Feature(
+        "unit_price_mean",
+        "value of purchase lines / units bought: the customer's price level",
+        _ALL,
+        "currency per unit",
+        expr=lambda h: ratio(h.monetary_total, h.sale_units),
+        requires=("quantity",),
+    ),
+    Feature(
+        "repeat_product_share",
+        "share of the distinct products bought again later (on a later invoice)",
+        _ALL,
+        "share in [0, 1]",
+        expr=lambda h: h.repeat_products / h.distinct_products,
+        requires=("product_id",),
     ),
     Feature(
         "return_share_lines",
@@ -179,7 +209,7 @@ FEATURES: tuple[Feature, ...] = (
         "returned value / (purchased + returned value)",
         _ALL,
         "share in [0, 1]",
-        lambda h: _ratio(h.return_value, h.monetary_total + h.return_value),
+        lambda h: ratio(h.return_value, h.monetary_total + h.return_value),
     ),
     Feature(
         "weekend_share",
@@ -213,11 +243,3 @@ def available_features(columns: set[str] | list[str]) -> list[Feature]:
     """The features a log with these canonical columns supports, in catalogue order."""
     cols = set(columns)
     return [f for f in FEATURES if set(f.requires) <= cols]
-
-
-def feature_table_markdown() -> str:
-    """The catalogue as the Markdown table in docs/features.md."""
-    rows = ["| name | definition | window | unit | needs |", "|---|---|---|---|---|"]
-    for f in FEATURES:
-        rows.append(f"| `{f.name}` | {f.definition} | {f.window} | {f.unit} | {', '.join(f.requires) or '-'} |")
-    return "\n".join(rows)

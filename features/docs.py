@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from features.definitions import feature_table_markdown
+from features.definitions import FEATURES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "features.md"
 BEGIN, END = "<!-- features:begin -->\n", "\n<!-- features:end -->"
@@ -15,6 +15,14 @@ def replace_between(text: str, begin: str, end: str, body: str) -> str:
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     return head + begin + body + end + tail
+
+
+def feature_table_markdown() -> str:
+    """The catalogue as the Markdown table in docs/features.md."""
+    rows = ["| name | definition | window | unit | needs |", "|---|---|---|---|---|"]
+    for f in FEATURES:
+        rows.append(f"| `{f.name}` | {f.definition} | {f.window} | {f.unit} | {', '.join(f.requires) or '-'} |")
+    return "\n".join(rows)
 
 
 def render(text: str) -> str:

@@ -15,7 +15,7 @@ import ibis.expr.types as ir
 from ibis import _
 
 from features.cutoffs import DAY, KEYS
-from features.definitions import TREND_DAYS, WINDOWS_DAYS
+from features.measures import ACTIVITY_DAYS, SEASON_DAYS, TREND_DAYS, WINDOWS_DAYS
 
 
 def _with_epoch(tx: ir.Table) -> ir.Table:
@@ -69,6 +69,7 @@ def per_cutoff_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
     age = pairs.as_of_s - pairs.ts_s
     purchase = pairs.is_purchase
     first = pairs.first_purchase
+    previous = (age > TREND_DAYS * DAY) & (age <= 2 * TREND_DAYS * DAY)
     aggs = {
         "last_s": ibis.ifelse(purchase, pairs.ts_s, ibis.null("int64")).max(),
         "first_s": ibis.ifelse(purchase, pairs.ts_s, ibis.null("int64")).min(),
@@ -78,10 +79,13 @@ def per_cutoff_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
         "sale_lines": pairs.sale_lines.sum(),
         "return_lines": pairs.return_lines.sum(),
         "weekend_invoices": _count(first & ((pairs.day + 3) % 7 >= 5)),  # epoch day 0 was a Thursday
-        "spend_prev": from_micros(
-            ibis.ifelse((age > TREND_DAYS * DAY) & (age <= 2 * TREND_DAYS * DAY), pairs.sale_value, 0).sum()
-        ),
+        "spend_prev": from_micros(ibis.ifelse(previous, pairs.sale_value, 0).sum()),
+        "invoices_prev": _count(first & previous),
+        # the same season a year ago: the TREND_DAYS that followed this date one year before
+        "invoices_year_ago": _count(first & (age > (SEASON_DAYS - TREND_DAYS) * DAY) & (age <= SEASON_DAYS * DAY)),
     }
+    for w in ACTIVITY_DAYS:
+        aggs[f"invoices_{w}d"] = _count(first & (age <= w * DAY))
     if "sale_units" in events.columns:
         aggs["sale_units"] = from_micros(pairs.sale_units.sum())
     for w in WINDOWS_DAYS:
@@ -98,6 +102,7 @@ def purchase_day_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
         frequency_days=pairs.count(),
         first_day=pairs.day.min(),
         last_day=pairs.day.max(),
+        last_gap=pairs.gap.argmax(pairs.day),  # the gap that ended at the last purchase day (null with one day)
         gap_n=pairs.gap.count(),
         gap_sum=pairs.gap.sum(),
         gap_sumsq=(pairs.gap * pairs.gap).sum(),
@@ -105,14 +110,21 @@ def purchase_day_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
 
 
 def product_aggregates(tx: ir.Table, cutoffs: ir.Table) -> ir.Table:
-    first = (
-        tx.filter(~tx.is_return & tx.product_id.notnull())
-        .group_by(["customer_id", "product_id"])
-        .aggregate(first_ts=tx.ts.min())
+    """Per customer and cutoff: distinct products bought, and those bought again (at a later timestamp)."""
+    bought = tx.filter(~tx.is_return & tx.product_id.notnull()).select("customer_id", "product_id", "ts").distinct()
+    bought = bought.mutate(
+        ts_s=bought.ts.epoch_seconds().cast("int64"),
+        n=ibis.row_number().over(group_by=["customer_id", "product_id"], order_by="ts"),
     )
-    first = first.mutate(first_s=first.first_ts.epoch_seconds().cast("int64"))
-    pairs = first.join(cutoffs, first.first_s < cutoffs.as_of_s)
-    return pairs.group_by(KEYS).aggregate(distinct_products=pairs.count())
+    firsts = (
+        bought.filter(bought.n <= 1)
+        .group_by(["customer_id", "product_id"])
+        .aggregate(first_s=bought.ts_s.min(), again_s=ibis.ifelse(bought.n == 1, bought.ts_s, ibis.null("int64")).max())
+    )
+    pairs = firsts.join(cutoffs, firsts.first_s < cutoffs.as_of_s)
+    return pairs.group_by(KEYS).aggregate(
+        distinct_products=pairs.count(), repeat_products=_count((pairs.again_s < pairs.as_of_s).fill_null(False))
+    )
 
 
 def main_category(events: ir.Table, cutoffs: ir.Table, column: str) -> ir.Table:

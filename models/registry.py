@@ -70,6 +70,18 @@ def load_model(task: str, version: int | None = None):
         ) from None
 
 
+def has_champion(task: str) -> bool:
+    """Whether the task's registered model has a champion (the alias exists)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient().get_model_version_by_alias(MODEL_NAMES[task], ALIAS)
+    except MlflowException:
+        return False
+    return True
+
+
 def model_version_info(task: str, version: int | None = None) -> dict:
     """Name, version, training run and the typed record of a registered version (the champion by default)."""
     from mlflow import MlflowClient

@@ -85,9 +85,10 @@ def print_leaderboard(result, metric: str) -> None:
 
 def print_scoring(result) -> None:
     m, scores = result.manifest, result.scores
+    versions = ", ".join(f"{task} v{info['version']}" for task, info in m["models"].items())
     out.print(
         f"Scored {m['rows']['customers_scored']:,} customers as of {m['as_of']} in {m['timings_s']['total_s']:.1f}s "
-        f"(churn v{m['models']['churn']['version']}, purchase v{m['models']['purchase']['version']}); "
+        f"({versions}); "
         f"value at risk {m['value_at_risk_total']:,.0f}."
     )
     c = m["comparison"]
@@ -95,7 +96,7 @@ def print_scoring(result) -> None:
         out.print(
             f"Since {c['previous_as_of']}: {c['customers_moved_segment']:,} of {c['customers_in_both']:,} customers "
             f"changed RFM segment, {c['customers_new']:,} new, {c['customers_gone']:,} gone; "
-            f"PSI p_churn {c['psi_p_churn']:.3f}, p_purchase {c['psi_p_purchase']:.3f}."
+            "PSI " + ", ".join(f"{k[4:]} {v:.3f}" for k, v in c.items() if k.startswith("psi_") and v is not None) + "."
         )
     out.print("Outputs: table `scores`, " + ", ".join(map(str, result.paths)) + f"; MLflow run {m['mlflow_run_id']}.")
     columns = ["rank", "customer_id", "p_churn", "p_purchase", "value_at_risk", "rfm_segment", "reason_1"]

@@ -20,6 +20,13 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = PSI_BINS) -> float
     return float(np.sum((a - e) * np.log(a / e)))
 
 
+def _score_psi(previous: pd.Series, current: pd.Series) -> float | None:
+    """PSI of a score column, or None when either run scored it without a model (all missing)."""
+    if previous.isna().all() or current.isna().all():
+        return None
+    return psi(previous.dropna().to_numpy(), current.dropna().to_numpy())
+
+
 def segment_migration(previous: pd.DataFrame, current: pd.DataFrame, column: str = "rfm_segment") -> pd.DataFrame:
     """Customers scored in both runs, counted by (from, to) segment; new and gone customers have their own rows."""
     both = previous[["customer_id", column]].merge(
@@ -40,8 +47,7 @@ def compare_runs(previous: pd.DataFrame | None, current: pd.DataFrame) -> dict:
     kept = migration[~migration["from"].eq("(new)") & ~migration["to"].eq("(gone)")]["customers"].sum()
     return {
         "previous_as_of": str(pd.Timestamp(previous["as_of"].iloc[0]).date()),
-        "psi_p_churn": psi(previous["p_churn"].to_numpy(), current["p_churn"].to_numpy()),
-        "psi_p_purchase": psi(previous["p_purchase"].to_numpy(), current["p_purchase"].to_numpy()),
+        **{f"psi_{c}": _score_psi(previous[c], current[c]) for c in ("p_churn", "p_purchase")},
         "customers_in_both": int(kept),
         "customers_moved_segment": int(kept - stayed),
         "customers_new": int(migration[migration["from"] == "(new)"]["customers"].sum()),

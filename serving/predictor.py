@@ -28,7 +28,7 @@ from models.spec import FeatureSpec, model_input
 from serving.reasons import REASON_COLUMNS, top_reasons
 
 LIFECYCLE_INPUTS = ("recency_days", "tenure_days", "overdue_ratio", "frequency_days")
-SORT_KEYS = {"risk": "p_churn", "value-at-risk": "value_at_risk"}
+SORT_KEYS = {"risk": "p_churn", "value-at-risk": "value_at_risk", "purchase": "p_purchase"}
 
 
 @cache
@@ -38,14 +38,38 @@ def load_actions() -> dict:
 
 @dataclass
 class Models:
-    churn: PropensityModel
-    purchase: PropensityModel
+    """The champions scoring uses: churn, purchase or both (a task without a model scores as missing)."""
+
+    churn: PropensityModel | None
+    purchase: PropensityModel | None
     info: dict = field(default_factory=dict)  # task -> registry name, version, run id, tags
+
+    def __post_init__(self):
+        if self.churn is None and self.purchase is None:
+            raise PropensityError("No model to score with: train one with `propensity train --task churn`.")
+
+    @property
+    def present(self) -> list[PropensityModel]:
+        return [m for m in (self.churn, self.purchase) if m is not None]
+
+    @property
+    def lead(self) -> PropensityModel:
+        """The model that explains the ranking and carries the clusters: churn when there is one."""
+        return self.churn or self.purchase
+
+    @property
+    def ranked_by(self) -> str:
+        """The scored column the ranking sorts on: value at risk, or P(purchase) without a churn model."""
+        return "value_at_risk" if self.churn else "p_purchase"
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        return FeatureSpec.union(*(m.feature_spec for m in self.present))
 
     @property
     def lookback_days(self) -> int:
-        """The population both models were trained on (it travels inside each model)."""
-        days = {self.churn.lookback_days, self.purchase.lookback_days}
+        """The population the models were trained on (it travels inside each model)."""
+        days = {m.lookback_days for m in self.present}
         if len(days) > 1:
             raise PropensityError(
                 f"The churn and purchase champions were trained on different populations (lookback "
@@ -55,15 +79,17 @@ class Models:
 
 
 def load_models(churn_version: int | None = None, purchase_version: int | None = None) -> Models:
-    """The champion models (by alias) from the MLflow registry, or the given versions."""
-    from models.registry import load_model, model_version_info
+    """The champion models (by alias) from the MLflow registry, or the given versions.
+
+    A task with no champion registered is left out (its columns score as missing); a version asked
+    for that does not exist, or no champion at all, is an error.
+    """
+    from models.registry import has_champion, load_model, model_version_info
 
     versions = {"churn": churn_version, "purchase": purchase_version}
-    return Models(
-        load_model("churn", churn_version),
-        load_model("purchase", purchase_version),
-        {task: model_version_info(task, v) for task, v in versions.items()},
-    )
+    wanted = [t for t, v in versions.items() if v is not None or has_champion(t)] or list(versions)
+    loaded = {t: load_model(t, versions[t]) for t in wanted}
+    return Models(loaded.get("churn"), loaded.get("purchase"), {t: model_version_info(t, versions[t]) for t in loaded})
 
 
 def default_as_of(log: TransactionLog) -> date:
@@ -87,8 +113,7 @@ def reference_columns(rules: SegmentRules) -> list[str]:
 
 def require_model_inputs(features: pd.DataFrame, models: Models) -> None:
     """Refuse feature rows without a feature either model takes (say which transaction column it comes from)."""
-    needed = dict.fromkeys([*models.churn.feature_spec.columns, *models.purchase.feature_spec.columns])
-    missing = [c for c in needed if c not in features.columns]
+    missing = [c for c in models.feature_spec.columns if c not in features.columns]
     if missing:
         sources = sorted({col for f in FEATURES if f.name in missing for col in f.requires})
         hint = f": they come from the transaction column(s) {sources}, which these lines lack" if sources else ""
@@ -126,23 +151,24 @@ def score_features(
 
     Ranked by value at risk (highest first). Segments are placed against ``reference`` (default: the
     rows' own population per as_of); reasons are written for the top ``reasons_share`` of the ranking,
-    or, when ``reasons_from_value_at_risk`` is given, for every row with at least that value at risk.
+    or, when ``reasons_from_value_at_risk`` is given, for every row with at least that value at risk (that
+    P(purchase) without a churn model: the ranking is then by P(purchase), see ``Models.ranked_by``).
     Columns are computed as arrays and the result is built once: the REST service scores one
     customer at a time, and each pandas operation costs it a fixed ~0.1 ms whatever the row count.
     """
     rules = load_segment_rules()
     require_model_inputs(features, models)
-    X = model_input(
-        features, FeatureSpec.union(models.churn.feature_spec, models.purchase.feature_spec)
-    )  # each model takes its columns
-    p_churn = models.churn.predict_proba(X)
-    p_purchase = models.purchase.predict_proba(X)
-    value = expected_value(features, models.churn.horizon_days)
+    X = model_input(features, models.feature_spec)  # each model takes its columns
+    missing = np.full(len(features), np.nan)
+    p_churn = models.churn.predict_proba(X) if models.churn else missing
+    p_purchase = models.purchase.predict_proba(X) if models.purchase else missing
+    value = expected_value(features, models.lead.horizon_days)
     at_risk = p_churn * value
+    ranked_by = at_risk if models.churn else p_purchase  # without a churn model: likeliest buyers first
     ids = features["customer_id"].array
-    order = np.lexsort((np.asarray(ids, dtype=object), -at_risk))  # value at risk descending (missing last), then id
+    order = np.lexsort((np.asarray(ids, dtype=object), -ranked_by))  # descending (missing last), then id
     segments = assign_segments(features, rules, reference, keys=False)
-    clusters = _cluster_model(models.churn)
+    clusters = _cluster_model(models.lead)
     columns = {
         "customer_id": ids.take(order),
         "as_of": features["as_of"].to_numpy()[order],
@@ -158,11 +184,11 @@ def score_features(
     }
     explained = int(np.ceil(len(features) * reasons_share))
     if reasons_from_value_at_risk is not None:
-        explained = int((at_risk >= reasons_from_value_at_risk).sum())
+        explained = int((ranked_by >= reasons_from_value_at_risk).sum())
     top = order[:explained]
     X_top = X.take(top)
-    values = pd.concat([features.take(top), btyd_values(models.churn, X_top)], axis=1)
-    reasons = top_reasons(contributions(models.churn, X_top), values)
+    values = pd.concat([features.take(top), btyd_values(models.lead, X_top)], axis=1)
+    reasons = top_reasons(contributions(models.lead, X_top), values)
     for name in REASON_COLUMNS:
         column = np.full(len(features), None, dtype=object)
         column[:explained] = reasons[name].to_numpy()
@@ -185,7 +211,9 @@ def risk_list(
 ) -> pd.DataFrame:
     """The retention team's list: filtered, sorted by risk or value at risk, top N."""
     if by not in SORT_KEYS:
-        raise PropensityError(f"Unknown ranking {by!r}: use risk or value-at-risk.")
+        raise PropensityError(f"Unknown ranking {by!r}: use risk, value-at-risk or purchase.")
+    if scores["p_churn"].isna().all():  # scored without a churn model: the rows rank by P(purchase)
+        by = "purchase"
     frame = scores[scores["expected_value"] >= min_value]
     if segment:
         unknown = sorted(set(segment) - set(scores["rfm_segment"]))

@@ -94,8 +94,10 @@ def _segment_chart(summary: pd.DataFrame) -> bytes:
 def _risk_chart(scores: pd.DataFrame) -> bytes:
     fig = Figure(figsize=(5, 3.8))
     ax = fig.subplots()
-    ax.hist(scores["p_churn"], bins=30, color="#3e7cb1")
-    ax.set(xlabel="P(churn)", ylabel="customers", title="Churn risk distribution")
+    churn = scores["p_churn"].notna().any()  # scored without a churn model: the purchase scores instead
+    ax.hist(scores["p_churn" if churn else "p_purchase"], bins=30, color="#3e7cb1")
+    title = "Churn risk distribution" if churn else "Purchase propensity distribution"
+    ax.set(xlabel="P(churn)" if churn else "P(purchase)", ylabel="customers", title=title)
     return _figure_png(fig)
 
 
@@ -126,7 +128,8 @@ def _migration_html(comparison: dict) -> str:
         f"<p>Since the run of {comparison['previous_as_of']}: <b>{comparison['customers_moved_segment']:,}</b> of "
         f"{comparison['customers_in_both']:,} customers changed RFM segment; {comparison['customers_new']:,} are new and "
         f"{comparison['customers_gone']:,} dropped out of the population. Score drift (PSI, below 0.1 is stable, above 0.25 a large shift): "
-        f"P(churn) {comparison['psi_p_churn']:.3f}, P(purchase) {comparison['psi_p_purchase']:.3f}.</p>"
+        + ", ".join(f"P({k[6:]}) {v:.3f}" for k, v in comparison.items() if k.startswith("psi_p_") and v is not None)
+        + ".</p>"
         + _table(matrix, ("from \\ to",))
     )
 
@@ -177,17 +180,26 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
     text_cols = tuple(c for c in top_columns if c in TEXT_COLUMNS)
     cards = [
         ("customers scored", f"{len(scores):,}"),
-        ("value at risk", f"{scores['value_at_risk'].sum():,.0f}"),
+        ("value at risk", f"{scores['value_at_risk'].sum(min_count=1):,.0f}"),
         ("mean P(churn)", f"{scores['p_churn'].mean():.1%}"),
         ("mean P(purchase)", f"{scores['p_purchase'].mean():.1%}"),
     ]
+    if "churn" in models_info:
+        subtitle = f"Churn: no purchase in the next {models_info['churn']['record'].horizon_days} days."
+        ranking = "by value at risk"
+    else:
+        subtitle = "No churn model is registered: customers rank by their probability of buying."
+        ranking = "by P(purchase)"
+    cards = [  # a task scored without a model shows no card rather than "nan"
+        (k, v) for k, v in cards if "nan" not in v
+    ]
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Propensity report {as_of}</title><style>{CSS}</style></head><body>
-<h1>Customer risk report</h1><p class="sub">Scores as of {as_of}. Churn: no purchase in the next {models_info["churn"]["record"].horizon_days if "churn" in models_info else "?"} days.</p>
+<h1>Customer risk report</h1><p class="sub">Scores as of {as_of}. {subtitle}</p>
 <div class="cards">{"".join(f'<div class="card"><b>{v}</b>{k}</div>' for k, v in cards)}</div>
 <h2>Segments: size, risk and value at risk</h2>{_table(summary, ("segment",))}
 <div class="figs">{_img(images["segments.png"], "segments", "wide")}{_img(images["risk_distribution.png"], "risk distribution")}</div>
 <h2>Since the last run</h2>{_migration_html(compare_runs(previous, scores))}
-<h2>Top of the risk list (by value at risk)</h2>{_table(top[top_columns], text_cols)}
+<h2>Top of the risk list ({ranking})</h2>{_table(top[top_columns], text_cols)}
 <p class="note">Reasons are the strongest drivers of each customer's churn score (SHAP for tree models, occlusion otherwise).</p>
 <h2>Models</h2><p class="note">Leaderboards from each champion's training run: the backtest origins choose, test metrics are on the untouched latest origin.</p>{"".join(model_sections)}
 </body></html>"""

@@ -29,24 +29,30 @@ SCORED_COLUMNS: tuple[Column, ...] = (
     Column(
         "p_churn",
         float,
-        "calibrated probability of no purchase within the churn model's horizon (90 days by default)",
-        required=True,
+        "calibrated probability of no purchase within the churn model's horizon (90 days by default); "
+        "null when no churn model is registered",
         reported=True,
     ),
     Column(
         "p_purchase",
         float,
-        "calibrated probability of a purchase within the purchase model's horizon (30 days by default)",
-        required=True,
+        "calibrated probability of a purchase within the purchase model's horizon (30 days by default); "
+        "null when no purchase model is registered",
         reported=True,
     ),
     Column(
         "expected_value",
         float,
-        "historic net spend rate (net spend / tenure, tenure at least 30 days) x the churn horizon",
+        "historic net spend rate (net spend / tenure, tenure at least 30 days) x the churn horizon "
+        "(the purchase horizon without a churn model)",
         required=True,
     ),
-    Column("value_at_risk", float, "p_churn x expected_value; the default ranking", required=True, reported=True),
+    Column(
+        "value_at_risk",
+        float,
+        "p_churn x expected_value; the default ranking (without a churn model: null, and the rows rank by p_purchase)",
+        reported=True,
+    ),
     Column("rfm_segment", str, "one of the 8 RFM segments", reported=True),
     Column("rfm_code", str, "R, F and M high/low flags", listed=False),
     Column("r_score", int, "recency score 1-5", listed=False),

@@ -71,10 +71,13 @@ def score_on_spark(log, as_of: date | str, models: Models, out_dir: str | Path, 
         cut = None
     else:
         first = features.mapInPandas(_scorer(models, reference, 0.0, None), schema).cache()
-        cut = first.approxQuantile("value_at_risk", [1 - reasons_share], 1e-4)[0] if reasons_share > 0 else float("inf")
-        top = features.join(first.where(first.value_at_risk >= cut).select("customer_id"), "customer_id", "left_semi")
+        ranked = first[models.ranked_by]  # value at risk, or P(purchase) without a churn model
+        cut = (
+            first.approxQuantile(models.ranked_by, [1 - reasons_share], 1e-4)[0] if reasons_share > 0 else float("inf")
+        )
+        top = features.join(first.where(ranked >= cut).select("customer_id"), "customer_id", "left_semi")
         explained = top.mapInPandas(_scorer(models, reference, 0.0, cut), schema)
-        scored = first.where(first.value_at_risk < cut).unionByName(explained)
+        scored = first.where(ranked < cut).unionByName(explained)
     session.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
     scored = scored.withColumn("as_of_date", scored["as_of"].cast("date").cast("string"))
     scored.write.mode("overwrite").partitionBy("as_of_date").parquet(str(out_dir))

@@ -51,6 +51,8 @@ def plan_contacts(
         )
     if cost_per_contact < 0 or (value_per_save is not None and value_per_save <= 0):
         raise PropensityError("The cost per contact cannot be negative and the value per save must be positive.")
+    if scores["p_churn"].isna().all():
+        raise PropensityError("A contact plan needs churn scores: train a churn model, then score again.")
     value = scores["expected_value"] if value_per_save is None else pd.Series(value_per_save, index=scores.index)
     saves = scores["p_churn"] * success_rate
     gain = saves * value - cost_per_contact

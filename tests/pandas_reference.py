@@ -75,8 +75,14 @@ def reference_features(tx: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int
         inside = ev["age"] <= w * DAY
         out[f"invoices_{w}d"] = (ev["first_purchase"] & inside).groupby(ev["customer_id"], observed=True).sum()
         out[f"spend_{w}d"] = ev["sale_value"].where(inside, 0.0).groupby(ev["customer_id"], observed=True).sum()
+    for w in (7, 14):
+        inside = ev["first_purchase"] & (ev["age"] <= w * DAY)
+        out[f"invoices_{w}d"] = inside.groupby(ev["customer_id"], observed=True).sum()
     prev = (ev["age"] > 90 * DAY) & (ev["age"] <= 180 * DAY)
     out["spend_prev"] = ev["sale_value"].where(prev, 0.0).groupby(ev["customer_id"], observed=True).sum()
+    out["invoices_prev"] = (ev["first_purchase"] & prev).groupby(ev["customer_id"], observed=True).sum()
+    year_ago = ev["first_purchase"] & (ev["age"] > 275 * DAY) & (ev["age"] <= 365 * DAY)
+    out["invoices_year_ago"] = year_ago.groupby(ev["customer_id"], observed=True).sum()
     out = out[out["last_s"].notna() & (as_of_s - out["last_s"] <= lookback_days * DAY)]
 
     days = purchases[["customer_id", "day"]].drop_duplicates().sort_values(["customer_id", "day"])
@@ -88,10 +94,13 @@ def reference_features(tx: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int
         gap_n=("gap", "count"),
         gap_sum=("gap", "sum"),
         gap_sumsq=("gap", lambda s: (s * s).sum()),
+        last_gap=("gap", "last"),
     )
     out = out.join(dg)
     sales = past[~past["is_return"] & past["product_id"].notna()]
     out["distinct_products"] = sales.groupby("customer_id", observed=True)["product_id"].nunique()
+    times = sales.groupby(["customer_id", "product_id"], observed=True)["ts"].nunique()
+    out["repeat_products"] = (times >= 2).groupby(level="customer_id", observed=True).sum()
     firsts = ev[ev["first_purchase"]]
     counts = firsts.groupby(["customer_id", "country"], observed=True).size().rename("n").reset_index()
     counts = counts.sort_values(["customer_id", "n", "country"], ascending=[True, False, True])
@@ -102,6 +111,7 @@ def reference_features(tx: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int
     gap_mean = (out["gap_sum"] / n).where(n > 0)
     var = ((n * out["gap_sumsq"] - out["gap_sum"] ** 2) / (n * (n - 1))).where(n >= 2)
     s90, sprev = out["spend_90d"], out["spend_prev"]
+    i90, iprev = out["invoices_90d"], out["invoices_prev"]
     result = pd.DataFrame(
         {
             "recency_days": recency,
@@ -114,15 +124,21 @@ def reference_features(tx: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int
             "btyd_frequency": out["frequency_days"] - 1,
             "btyd_recency": out["last_day"] - out["first_day"],
             "btyd_T": as_of_day - out["first_day"],
-            **{f"invoices_{w}d": out[f"invoices_{w}d"] for w in WINDOWS},
+            **{f"invoices_{w}d": out[f"invoices_{w}d"] for w in (7, 14, *WINDOWS)},
             **{f"spend_{w}d": out[f"spend_{w}d"] for w in WINDOWS},
             "gap_mean_days": gap_mean,
             "gap_std_days": np.sqrt(var),
             "overdue_ratio": (recency / gap_mean).where(gap_mean > 0),
             "spend_trend": ((s90 - sprev) / (s90 + sprev)).where(s90 + sprev > 0),
+            "invoice_trend": ((i90 - iprev) / (i90 + iprev)).where(i90 + iprev > 0),
+            "gap_cv": (np.sqrt(var) / gap_mean).where(gap_mean > 0),
+            "recency_prev_days": as_of_day - (out["last_day"] - out["last_gap"]),
+            "invoices_year_ago_90d": out["invoices_year_ago"].where(out["first_s"] <= as_of_s - 365 * DAY),
             "distinct_products": out["distinct_products"],
             "basket_lines_mean": out["sale_lines"] / out["frequency_invoices"],
             "basket_units_mean": out["sale_units"] / out["frequency_invoices"],
+            "unit_price_mean": (out["monetary_total"] / out["sale_units"]).where(out["sale_units"] > 0),
+            "repeat_product_share": out["repeat_products"] / out["distinct_products"],
             "return_share_lines": out["return_lines"] / (out["sale_lines"] + out["return_lines"]),
             "return_share_value": (out["return_value"] / (out["monetary_total"] + out["return_value"])).where(
                 out["monetary_total"] + out["return_value"] > 0

@@ -139,11 +139,10 @@ class RequestFeatures:
             "tenure_days",
             *LIFECYCLE_INPUTS,
             *reference_columns(self.rules),
-            *self.models.churn.feature_spec.columns,
-            *self.models.purchase.feature_spec.columns,
+            *self.models.feature_spec.columns,
         }
-        if self.models.churn.clusters:
-            wanted |= set(self.models.churn.clusters["columns"])
+        if self.models.lead.clusters:
+            wanted |= set(self.models.lead.clusters["columns"])
         return wanted
 
     def from_rows(
@@ -162,11 +161,7 @@ class RequestFeatures:
             return None, None, errors
         given = [row for job in good.values() for row in job.features]
         slots = np.repeat(list(good), [len(job.features) for job in good.values()])
-        categorical = {
-            *self.models.churn.feature_spec.categorical,
-            *self.models.purchase.feature_spec.categorical,
-            "customer_id",
-        }
+        categorical = {*self.models.feature_spec.categorical, "customer_id"}
         data = {}
         for column in dict.fromkeys(
             c for row in given for c in row

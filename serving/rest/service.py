@@ -62,7 +62,7 @@ class Service:
         self.data_dir = data_dir
         configure_tracking(data_dir)
         self.models = models or load_models()
-        for model in (self.models.churn, self.models.purchase):
+        for model in self.models.present:
             model.limit_threads(1)  # requests come a few rows at a time: threads would only fight the web server
         self.rules = load_segment_rules()
         self.features = RequestFeatures(self.models, self.rules)
