@@ -2,7 +2,9 @@
 
 ``sigmoid`` is Platt scaling in log-odds space: a logistic regression on ``logit(score)``, so an already
 calibrated score maps to itself (slope 1, intercept 0). ``isotonic`` is scikit-learn's isotonic
-regression, clipped to the range it was fitted on. Both are monotone, so the ranking is kept.
+regression, clipped to the range it was fitted on. ``none`` keeps the score as it is (a model trained on
+log loss, such as the logistic regression, may already be better calibrated than any recalibration learned
+from one recent window, whose own churn rate it would copy). All are monotone, so the ranking is kept.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-Method = Literal["sigmoid", "isotonic"]
+Method = Literal["none", "sigmoid", "isotonic"]
+METHODS: tuple[str, ...] = ("none", "sigmoid", "isotonic")
 EPS = 1e-6  # scores are clipped to [EPS, 1 - EPS] before the logit
 
 
@@ -34,13 +37,17 @@ class Calibrator(BaseEstimator):
         if self.method == "sigmoid":
             fitted = LogisticRegression(C=1e6, max_iter=1000).fit(_log_odds(score).reshape(-1, 1), y)
             self.slope_, self.intercept_ = float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
+        elif self.method == "none":
+            pass
         elif self.method == "isotonic":
             self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(score, y)
         else:
-            raise ValueError(f"unknown calibration method {self.method!r}: use sigmoid or isotonic")
+            raise ValueError(f"unknown calibration method {self.method!r}: use none, sigmoid or isotonic")
         return self
 
     def predict(self, score) -> np.ndarray:
         if self.method == "sigmoid":
             return expit(self.slope_ * _log_odds(score) + self.intercept_)
+        if self.method == "none":
+            return np.asarray(score, dtype=float)
         return self.isotonic_.predict(np.asarray(score, dtype=float))

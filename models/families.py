@@ -158,10 +158,11 @@ FAMILIES: dict[str, Family] = {
         "random_forest",
         _forest,
         lambda t: {
-            "n_estimators": t.suggest_int("n_estimators", 100, 300, step=100),
+            "n_estimators": t.suggest_int("n_estimators", 100, 200, step=50),
             "max_depth": t.suggest_int("max_depth", 4, 12),
-            "min_samples_leaf": t.suggest_int("min_samples_leaf", 2, 50, log=True),
-            "max_features": t.suggest_float("max_features", 0.2, 0.8),
+            "min_samples_leaf": t.suggest_int("min_samples_leaf", 5, 100, log=True),
+            "max_features": t.suggest_float("max_features", 0.1, 0.5),
+            "max_samples": t.suggest_float("max_samples", 0.2, 0.6),  # each tree sees a bootstrap of this share
         },
     ),
     "xgboost": Family(

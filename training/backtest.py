@@ -6,7 +6,9 @@ are more training rows) whose label window closed inside the log. An origin ``T`
 at which the models are scored; they train on the grid cutoffs closed at ``T`` only, so no label a
 model learns from reaches past ``T``. The latest origin is the untouched test; the earlier ones are
 the backtest that tunes the families and chooses the champion. Then the chosen family is refit on
-every closed cutoff, and calibrated on the latest origin's out-of-time scores.
+every closed cutoff, and calibrated on the latest origin's out-of-time scores. Scores at an origin are
+judged calibrated the way deployment calibrates them: by a calibrator fitted on a cutoff whose labels
+were known at that origin (``calibration_origin``), never on a window that closes after it.
 
 A short log gets fewer origins (and a warning); a log too short for one training cutoff and one
 later labelled window is refused with the number of days it would need.
@@ -53,6 +55,17 @@ class BacktestPlan:
         """The cutoffs the registered model trains on: every one whose label window closed (the latest
         ``window`` of them when a window is set)."""
         return self.grid[-self.window :] if self.window else self.grid
+
+    def calibration_origin(self, origin: Origin) -> Origin | None:
+        """Where the calibrator for the scores at ``origin`` comes from, as deployment would have it: the latest
+        grid cutoff closed at ``origin`` (its labels are known by then), scored by a model trained on the cutoffs
+        closed at that one. None when the log holds no such cutoff with training cutoffs of its own."""
+        h = timedelta(days=self.horizon_days)
+        for c in reversed(self.grid):
+            train = tuple(x for x in self.grid if x + h <= c)
+            if c + h <= origin.as_of and train:
+                return Origin(c, train[-self.window :] if self.window else train)
+        return None
 
     def describe(self) -> str:
         origins = ", ".join(f"{o.as_of} ({len(o.train)} training cutoffs)" for o in self.origins)

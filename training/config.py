@@ -27,7 +27,7 @@ class Tuning(_Strict):
 class TrainingConfig(_Strict):
     seed: int = 42
     metric: str = "pr_auc"
-    calibration: Literal["auto", "sigmoid", "isotonic"] = "auto"
+    calibration: Literal["auto", "none", "sigmoid", "isotonic"] = "auto"
     models: list[str]
     baselines: list[str]
     horizons: dict[str, int]
@@ -37,7 +37,7 @@ class TrainingConfig(_Strict):
     grid: Literal["monthly", "weekly"] = "monthly"
     train_window_cutoffs: int | None = Field(None, ge=1)  # None: every closed cutoff trains (an expanding window)
     tuning: Tuning = Tuning()
-    svm_max_rows: int = 50_000
+    svm_max_rows: int = 20_000
     champion_rule: Literal["one_se", "best"] = "one_se"
     bootstrap_resamples: int = 200
 

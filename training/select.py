@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.calibration import Calibrator
+from models.calibration import METHODS, Calibrator
 from training.config import TrainingConfig
 from training.metrics import paired_bootstrap_se
 from training.tune import OriginScores
@@ -61,14 +61,14 @@ def _log_loss(y, p) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def choose_calibration(backtest: list[OriginScores], cfg: TrainingConfig) -> tuple[str, dict]:
-    """``cfg.calibration``, or with ``auto`` the method whose calibrator, fitted on the next-to-latest backtest
-    origin, gives the lower log loss on the latest one (sigmoid when there is one origin or fewer)."""
+def choose_calibration(pairs: list[tuple[OriginScores, OriginScores]], cfg: TrainingConfig) -> tuple[str, dict]:
+    """``cfg.calibration``, or with ``auto`` the method (none, sigmoid or isotonic) with the lowest log loss on the
+    latest backtest origin when fitted as deployed: on the out-of-time scores of a cutoff whose labels were known
+    at that origin (``pairs``: (calibration scores, scores judged), oldest first). Sigmoid without such a pair."""
     if cfg.calibration != "auto":
         return cfg.calibration, {}
-    if len(backtest) < 2:
+    if not pairs:
         return "sigmoid", {}
-    fit_on, judge = backtest[-2], backtest[-1]  # as deployed: the most recent window calibrates the next
-    y, p = fit_on.y, fit_on.p
-    losses = {m: _log_loss(judge.y, Calibrator(m).fit(p, y).predict(judge.p)) for m in ("sigmoid", "isotonic")}
+    fit_on, judge = pairs[-1]
+    losses = {m: _log_loss(judge.y, Calibrator(m).fit(fit_on.p, fit_on.y).predict(judge.p)) for m in METHODS}
     return min(losses, key=losses.get), losses

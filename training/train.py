@@ -32,7 +32,7 @@ from training.evaluation import evaluation_artifacts, log_family, log_leaderboar
 from training.metrics import score_metrics
 from training.register import model_record, register_model
 from training.select import choose_calibration, choose_champion
-from training.tune import fit_family, pooled, score_origins, tune_family
+from training.tune import calibration_scores, fit_family, pooled, score_origins, tune_family
 
 TEST_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_at_10", "precision_at_10")
 LEADERBOARD_COLUMNS = [
@@ -121,7 +121,8 @@ def train_task(
     progress: Callable[[str], None] = lambda _: None,
 ) -> TaskResult:
     data = prepare_task(log, task, cfg)
-    for warning in data.plan.warnings:
+    warnings = list(data.plan.warnings)
+    for warning in warnings:
         progress(f"{task}: {warning}")
     families = [*cfg.models, *[b for b in cfg.baselines if b not in cfg.models]]
     with (
@@ -135,8 +136,7 @@ def train_task(
         mlflow.log_params({"task": task, "horizon_days": cfg.horizons[task], "plan": data.plan.describe()[:6000]})
         mlflow.log_params({"metric": cfg.metric, "seed": cfg.seed, "grid": cfg.grid, "origins": cfg.origins})
         mlflow.log_metrics({"rows": fingerprint["rows"], "rate": fingerprint["rate"]})
-        if data.plan.warnings:
-            mlflow.set_tag("warnings", " ".join(data.plan.warnings))
+
         results = []
         for name in families:
             progress(f"{task}: {name}")
@@ -148,12 +148,20 @@ def train_task(
         mlflow.log_dict(selection, "selection.json")
         mlflow.log_metrics({f"selection_paired_se_{k}": v for k, v in selection["paired_se"].items()})
 
-        method, losses = choose_calibration(champion["scores"][:-1], cfg)
-        # as deployed: calibrated on the most recent window before the one scored (the test origin here)
-        latest_before = champion["scores"][-2] if len(champion["scores"]) > 1 else champion["scores"][-1]
-        y_fit, p_fit = latest_before.y, latest_before.p
-        test = champion["scores"][-1]
-        p_cal = Calibrator(method).fit(p_fit, y_fit).predict(test.p)
+        scores = champion["scores"]
+        calibrators = calibration_scores(champion["family"], champion["params"], scores, data, cfg)
+        pairs = [(c, s) for c, s in zip(calibrators[:-1], scores[:-1], strict=True) if c is not None]
+        method, losses = choose_calibration(pairs, cfg)
+        test, fit_on = scores[-1], calibrators[-1]
+        if fit_on is None:  # as deployed is impossible: calibrate on the latest earlier origin, and say so
+            fit_on = scores[-2] if len(scores) > 1 else test
+            warnings.append(
+                f"No cutoff closed by the test origin {test.origin.as_of} can calibrate it out of time: its ECE uses a "
+                f"calibrator fitted on {fit_on.origin.as_of}, whose labels end after it (optimistic)."
+            )
+            progress(f"{task}: {warnings[-1]}")
+        p_cal = Calibrator(method).fit(fit_on.p, fit_on.y).predict(test.p)
+        mlflow.log_param("test_calibration_cutoff", str(fit_on.origin.as_of))
         champion_test = score_metrics(test.y, p_cal)
         mlflow.log_metrics({f"champion_test_{k}": v for k, v in champion_test.items() if np.isfinite(v)})
         mlflow.log_metrics({f"calibration_log_loss_{k}": v for k, v in losses.items()})
@@ -169,6 +177,8 @@ def train_task(
         log_leaderboard(board, folder)
         evaluation_artifacts(data, results, champion, p_cal, folder, cfg)
         mlflow.log_artifacts(str(folder), "evaluation")
+        if warnings:
+            mlflow.set_tag("warnings", " ".join(warnings))
 
         version = None
         if register:
@@ -190,7 +200,7 @@ def train_task(
             selection,
             method,
             origins,
-            data.plan.warnings,
+            tuple(warnings),
             data.plan.describe(),
             pd.DataFrame({"y": test.y, "p": p_cal}),
         )

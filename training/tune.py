@@ -52,6 +52,19 @@ def score_origins(family: Family, params: dict, data: TaskData, origins, cfg: Tr
     return out
 
 
+def calibration_scores(family: Family, params: dict, scores: list[OriginScores], data: TaskData, cfg: TrainingConfig):
+    """For each origin's scores, the out-of-time scores that calibrate them as deployed (``calibration_origin``):
+    reused when that cutoff is an origin already, else one more fit of the family; None where the log has none."""
+    by_cutoff = {s.origin: s for s in scores}
+    out = []
+    for s in scores:
+        origin = data.plan.calibration_origin(s.origin)
+        if origin is not None and origin not in by_cutoff:
+            by_cutoff[origin] = score_origins(family, params, data, [origin], cfg)[0]
+        out.append(by_cutoff.get(origin))
+    return out
+
+
 def pooled(scores: list[OriginScores]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([s.y for s in scores]), np.concatenate([s.p for s in scores])
 

@@ -153,3 +153,26 @@ def test_sigmoid_calibration_keeps_a_calibrated_score_and_fixes_a_shifted_one():
     assert abs(fixed.mean() - y.mean()) < 0.01
     iso = Calibrator("isotonic").fit(shifted, y).predict(shifted)
     assert abs(iso.mean() - y.mean()) < 0.01 and np.all(np.diff(iso[np.argsort(shifted)]) >= 0)
+
+
+def _origin_scores(p, y):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(p=p, y=y)
+
+
+def test_auto_calibration_keeps_a_calibrated_score_when_the_fitting_window_churned_more():
+    from training.config import load_config
+    from training.select import choose_calibration
+
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.05, 0.95, 20_000)
+    y_next = (rng.random(len(p)) < p).astype(int)  # the window judged: the score is right there
+    y_fit = (rng.random(len(p)) < np.clip(p + 0.15, 0, 1)).astype(int)  # the window before churned 15 points more
+    method, losses = choose_calibration([(_origin_scores(p, y_fit), _origin_scores(p, y_next))], load_config())
+    assert method == "none" and set(losses) == {"none", "sigmoid", "isotonic"}
+    shifted = np.clip(p * 0.5, 1e-6, 1)  # a score half the truth in both windows: recalibrating pays
+    y_a, y_b = ((rng.random(len(p)) < p).astype(int) for _ in range(2))
+    method, _ = choose_calibration([(_origin_scores(shifted, y_a), _origin_scores(shifted, y_b))], load_config())
+    assert method in ("sigmoid", "isotonic")
+    np.testing.assert_array_equal(Calibrator("none").fit(p, y_next).predict(p), p)

@@ -28,6 +28,21 @@ def test_origins_train_only_on_cutoffs_whose_label_window_closed_by_the_origin()
     assert all(g >= 28 for g in gaps)
 
 
+def test_the_test_origin_is_calibrated_only_from_labels_known_at_it():
+    plan = plan_backtest(datetime(2010, 12, 1, 8), datetime(2011, 12, 9, 12), 90)
+    h = timedelta(days=90)
+    for origin in plan.origins:
+        calibration = plan.calibration_origin(origin)
+        assert calibration.as_of + h <= origin.as_of  # its labels were known at the origin
+        assert calibration.train and all(c + h <= calibration.as_of for c in calibration.train)
+        assert calibration.as_of == max(c for c in plan.grid if c + h <= origin.as_of)
+    assert plan.calibration_origin(plan.test).as_of == date(2011, 6, 1)
+    monthly = plan_backtest(datetime(2010, 12, 1, 8), datetime(2011, 12, 9, 12), 30)  # the previous origin serves
+    assert monthly.calibration_origin(monthly.test) == monthly.origins[-2]
+    short = plan_backtest(datetime(2010, 12, 1, 8), datetime(2011, 9, 9, 12), 90)
+    assert short.calibration_origin(short.test) is None  # nine months: no cutoff closed at June has training rows
+
+
 def test_a_rolling_window_trains_on_the_latest_closed_cutoffs_only():
     plan = plan_backtest(datetime(2010, 12, 1, 8), datetime(2011, 12, 9, 12), 30, window=4)
     assert all(len(o.train) <= 4 for o in plan.origins)
