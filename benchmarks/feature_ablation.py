@@ -2,13 +2,14 @@
 
     python benchmarks/feature_ablation.py                     # both tasks, the default backtest plan
     python benchmarks/feature_ablation.py --until 2011-09-10  # the nine-month log
+    python benchmarks/feature_ablation.py --store data/propensity.duckdb   # your own ingested log
 
 For each task the backtest table is built once (``training.dataset.prepare_task``, the default config's
 origins and horizons); then logistic regression and LightGBM, each with fixed parameters so that the
 comparison is not tuning noise, are fitted at every origin on all features, on all but one candidate
 group, and on the features before the candidates were added. Reported: ROC-AUC and PR-AUC on the latest
 origin (the test origin) and their mean over all origins, and each variant's change against "all".
-Needs ../shared/data/online_retail.
+Needs ../shared/data/online_retail unless ``--store`` is given.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["churn", "purchase"])
     parser.add_argument("--until", default=None, help="keep only lines before this date")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "feature_ablation")
+    parser.add_argument("--store", type=Path, default=None, help="a Propensity store to use instead of UCI")
     args = parser.parse_args()
 
     import pandas as pd
@@ -71,7 +73,7 @@ def main() -> None:
     from training.tune import score_origins
 
     cfg = load_config()
-    store = uci_store(args.out, args.until)
+    store = args.store or uci_store(args.out, args.until)
     every = [c for cols in CANDIDATES.values() for c in cols]
     with open_store_log(store) as log:
         for task in args.tasks:

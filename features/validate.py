@@ -18,6 +18,7 @@ from features.errors import PropensityError
 from features.sources import Source, _sql_str, duckdb_identifier, register_source
 
 # Reasons in the order they are checked; a row is quarantined for the first that applies.
+MAX_LINE_MAGNITUDE = 1e9  # features sum money and units exactly in int64 micro-units: a line must stay far below 9.2e12
 REASONS = {
     "missing_customer_id": "the customer id is empty",
     "invalid_timestamp": "the timestamp is missing or cannot be parsed",
@@ -28,6 +29,7 @@ REASONS = {
     "nonpositive_price": "the unit price is zero or negative",
     "invalid_amount": "the amount is missing, not a number, or not finite",
     "zero_amount": "the amount is zero",
+    "implausible_amount": "the line's value or quantity is 1e9 or more in size (a typo: sums could not stay exact)",
     "duplicate_line": "the line is an exact duplicate of an earlier line",
 }
 
@@ -87,6 +89,11 @@ def _classify_sql(columns: dict[str, str], types: dict[str, str], mapping: Colum
             ("invalid_price", "__unit_price IS NULL OR NOT isfinite(__unit_price)"),
             ("nonpositive_price", "__unit_price <= 0"),
         ]
+    value = "__amount" if "amount" in c else "__quantity * __unit_price"
+    too_big = [f"NOT isfinite({value})", f"abs({value}) >= {MAX_LINE_MAGNITUDE:.0f}"]
+    if "quantity" in c:
+        too_big.append(f"abs(__quantity) >= {MAX_LINE_MAGNITUDE:.0f}")
+    checks.append(("implausible_amount", " OR ".join(too_big)))
     checks.append(("duplicate_line", "__dup > 1"))
     reason = "CASE " + " ".join(f"WHEN {cond} THEN '{name}'" for name, cond in checks) + " END"
     raw_cols = ", ".join(duckdb_identifier(col) for col in types)

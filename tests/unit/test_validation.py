@@ -35,6 +35,9 @@ def _rows(*changes: dict) -> pd.DataFrame:
         ({"unit_price": "abc"}, "invalid_price"),
         ({"unit_price": "0"}, "nonpositive_price"),
         ({"unit_price": "-11062.06"}, "nonpositive_price"),
+        ({"unit_price": "9.3e12"}, "implausible_amount"),  # would overflow the exact int64 micro-unit sums
+        ({"quantity": "1e200", "unit_price": "1e200"}, "implausible_amount"),  # finite parts, infinite product
+        ({"quantity": "-2000000000", "unit_price": "0.001"}, "implausible_amount"),
     ],
 )
 def test_each_bad_value_is_quarantined_with_its_reason(tmp_path, change, reason):
