@@ -1,7 +1,8 @@
 """The FastAPI app: routes, API-key auth, error mapping (a user's mistake is a 4xx), the body-size limit.
 
-Set ``PROPENSITY_API_KEY`` to require an ``X-API-Key`` header on everything but ``/health`` and the
-OpenAPI pages.
+Set ``PROPENSITY_API_KEY`` to require an ``X-API-Key`` header on everything but ``/health`` (liveness
+only) and the OpenAPI pages. A key that is set but blank is refused at start-up: it would look like
+protection and be none.
 """
 
 from __future__ import annotations
@@ -49,7 +50,14 @@ class BoundedBody:
         await self.app(scope, receive, send)
 
 
+def _check_key_setting() -> None:
+    key = os.environ.get(API_KEY_ENV)
+    if key is not None and not key.strip():
+        raise PropensityError(f"{API_KEY_ENV} is set but blank: set a real key, or unset it to serve without one.")
+
+
 def create_app(data_dir: Path | None = None, service: Service | None = None) -> FastAPI:
+    _check_key_setting()
     owned = service is None
     service = service or Service(data_dir)
 
@@ -76,8 +84,10 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
     app.state.service = service
 
     async def require_key(request: Request) -> None:
-        wanted = os.environ.get(API_KEY_ENV)
-        if wanted and not secrets.compare_digest(request.headers.get("x-api-key", ""), wanted):
+        wanted = os.environ.get(API_KEY_ENV)  # read per request: a rotated key applies at once
+        if wanted is not None and (
+            not wanted.strip() or not secrets.compare_digest(request.headers.get("x-api-key", ""), wanted)
+        ):  # a key blanked after start-up closes the service rather than opening it
             raise HTTPException(401, "A valid X-API-Key header is required.")
 
     app.add_middleware(BoundedBody)
@@ -101,6 +111,11 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
 
     @app.get("/health")
     def health() -> dict:
+        """Liveness only: it needs no key, so it tells nothing about the models or the customers."""
+        return {"status": "ok"}
+
+    @app.get("/status", dependencies=auth)
+    def status() -> dict:
         return {
             "status": "ok",
             "models": {t: i["version"] for t, i in service.models.info.items()},
@@ -154,6 +169,7 @@ def serve(data_dir: Path | None = None, host: str = "127.0.0.1", port: int = 800
 
     from features.store import data_dir as resolve_data_dir
 
+    _check_key_setting()  # before any worker starts: one sentence, not a traceback per worker
     if workers > 1:
         os.environ["PROPENSITY_DATA_DIR"] = str(resolve_data_dir(data_dir).resolve())
         uvicorn.run(

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from features.errors import PropensityError
 from features.store import connect_store, store_path
 
 API_COLUMNS = ["p_churn", "p_purchase", "expected_value", "value_at_risk"]
@@ -109,7 +110,6 @@ def test_feature_rows_score_like_transactions(client, trained_store):
 
 def test_requests_scored_together_get_the_answers_they_get_alone(service, trained_store):
     """The scoring thread batches concurrent requests: the same customer in two requests stays two customers."""
-    from features.errors import PropensityError
     from serving.rest.schemas import ScoreRequest
 
     batch, lines = _batch_and_lines(trained_store, n=12)
@@ -197,8 +197,12 @@ def test_stored_customer_risk_list_model_and_health(client, trained_store):
         and card["churn"]["lookback_days"] == 365
         and card["churn"]["train_cutoffs"]
     )
-    health = client.get("/health").json()
-    assert health["status"] == "ok" and health["customers"] == len(client.app.state.service.scores)
+    assert client.get("/health").json() == {"status": "ok"}  # liveness, nothing more without a key
+    status = client.get("/status").json()
+    assert status["customers"] == len(client.app.state.service.scores) and set(status["models"]) == {
+        "churn",
+        "purchase",
+    }
     assert "/score" in client.get("/openapi.json").json()["paths"]
 
 
@@ -208,6 +212,19 @@ def test_api_key_when_set(client, monkeypatch):
     assert client.get("/model").status_code == 401
     assert client.get("/model", headers={"X-API-Key": "wrong"}).status_code == 401
     assert client.get("/model", headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert client.get("/status").status_code == 401
+    monkeypatch.setenv("PROPENSITY_API_KEY", " ")  # blanked while running: closed, not open
+    assert (
+        client.get("/model").status_code == 401 and client.get("/model", headers={"X-API-Key": " "}).status_code == 401
+    )
+
+
+def test_a_blank_api_key_is_refused_at_start(service, monkeypatch):
+    from serving.rest.app import create_app
+
+    monkeypatch.setenv("PROPENSITY_API_KEY", "")
+    with pytest.raises(PropensityError, match="set but blank"):
+        create_app(service=service)
 
 
 @pytest.mark.parametrize(
