@@ -22,6 +22,7 @@ class _Strict(BaseModel):
 class Tuning(_Strict):
     n_trials: int = 12
     timeout_s: float | None = None  # None: the trial count alone bounds a search, so results do not depend on load
+    max_rows: int | None = Field(50_000, ge=1000)  # a trial fits on at most this many training rows (None: all)
 
 
 class TrainingConfig(_Strict):
