@@ -62,13 +62,14 @@ def _log_loss(y, p) -> float:
 
 
 def choose_calibration(pairs: list[tuple[OriginScores, OriginScores]], cfg: TrainingConfig) -> tuple[str, dict]:
-    """``cfg.calibration``, or with ``auto`` the method (none, sigmoid or isotonic) with the lowest log loss on the
-    latest backtest origin when fitted as deployed: on the out-of-time scores of a cutoff whose labels were known
-    at that origin (``pairs``: (calibration scores, scores judged), oldest first). Sigmoid without such a pair."""
+    """``cfg.calibration``, or with ``auto`` the method (none, sigmoid or isotonic) with the lowest mean log loss
+    over the backtest origins when fitted as deployed: each on the out-of-time scores of a cutoff whose labels were
+    known at that origin (``pairs``: (calibration scores, scores judged)). Sigmoid without such a pair."""
     if cfg.calibration != "auto":
         return cfg.calibration, {}
     if not pairs:
         return "sigmoid", {}
-    fit_on, judge = pairs[-1]
-    losses = {m: _log_loss(judge.y, Calibrator(m).fit(fit_on.p, fit_on.y).predict(judge.p)) for m in METHODS}
+    losses = {
+        m: float(np.mean([_log_loss(j.y, Calibrator(m).fit(f.p, f.y).predict(j.p)) for f, j in pairs])) for m in METHODS
+    }
     return min(losses, key=losses.get), losses
