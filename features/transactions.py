@@ -57,11 +57,16 @@ def open_source_log(source: Source, mapping: ColumnMapping) -> TransactionLog:
     return TransactionLog.on(con, report)
 
 
-def ingest_into_store(path: Path, source: Source, mapping: ColumnMapping) -> ValidationReport:
-    """Validate a source and atomically replace the store's ``transactions`` and ``quarantine`` tables."""
+def ingest_into_store(
+    path: Path, source: Source, mapping: ColumnMapping, min_accepted_share: float = 0.5
+) -> ValidationReport:
+    """Validate a source and atomically replace the store's ``transactions`` and ``quarantine`` tables.
+
+    A load with fewer than ``min_accepted_share`` valid rows replaces nothing (a changed upstream format
+    must not empty a good store): it is refused with one sentence naming the likely fix."""
     con = connect_store(path)
     try:
-        return ingest(con, source, mapping)
+        return ingest(con, source, mapping, min_accepted_share=min_accepted_share)
     finally:
         con.close()
 

@@ -34,6 +34,20 @@ REASONS = {
 }
 
 
+# What to try when most rows fail for this reason (a failed load names it), and the source column to quote.
+HINTS = {
+    "invalid_timestamp": (
+        "ts",
+        "if the dates are written another way, give their format (--ts-format '%d/%m/%Y %H:%M')",
+    ),
+    "future_timestamp": ("ts", "day and month may be swapped: give the date format (--ts-format)"),
+    "invalid_quantity": ("quantity", "check the delimiter (--delimiter) and the decimal separator"),
+    "invalid_price": ("unit_price", "check the delimiter (--delimiter) and the decimal separator"),
+    "invalid_amount": ("amount", "check the delimiter (--delimiter) and the decimal separator"),
+    "missing_customer_id": ("customer_id", "check which column holds the customer id (--preset or --mapping)"),
+}
+
+
 @dataclass
 class ValidationReport:
     input_rows: int
@@ -144,6 +158,7 @@ def ingest(
     table: str = "transactions",
     quarantine_table: str = "quarantine",
     keep: tuple[str, ...] = (),
+    min_accepted_share: float = 0.0,
 ) -> ValidationReport:
     """Validate ``source`` and (re)write ``table`` and ``quarantine_table`` on ``con`` in one transaction.
 
@@ -155,6 +170,11 @@ def ingest(
     columns = mapping.resolve(source_columns)
     types = {row[0]: row[1] for row in con.execute("DESCRIBE raw_source").fetchall()}
     con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {_classify_sql(columns, types, mapping, now)}")
+    try:
+        _refuse_a_failed_load(con, columns, min_accepted_share)
+    except PropensityError:
+        con.execute("DROP TABLE IF EXISTS classified")
+        raise
     raw_text = ", ".join(f"CAST({duckdb_identifier(col)} AS VARCHAR) AS {duckdb_identifier(col)}" for col in types)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -175,6 +195,32 @@ def ingest(
     finally:
         con.execute("DROP TABLE IF EXISTS classified")
     return _report(con, columns, table, quarantine_table)
+
+
+def _refuse_a_failed_load(con, columns: dict[str, str], share: float) -> None:
+    total, accepted = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE __reason IS NULL) FROM classified"
+    ).fetchone()
+    if total and accepted >= share * total:
+        return
+    if not total:
+        raise PropensityError("The source holds no rows: nothing was loaded.")
+    reason, n = con.execute(
+        "SELECT __reason, count(*) FROM classified WHERE __reason IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    ).fetchone()
+    column, hint = HINTS.get(reason, (None, "see the quarantine for each row's reason (propensity validate)"))
+    example = ""
+    if column in columns:
+        value = con.execute(
+            f"SELECT CAST({duckdb_identifier(columns[column])} AS VARCHAR) FROM classified WHERE __reason = ? "
+            "ORDER BY __row LIMIT 1",
+            [reason],
+        ).fetchone()[0]
+        example = f", e.g. {value!r} in column {columns[column]!r}"
+    raise PropensityError(
+        f"Only {accepted:,} of {total:,} rows are valid (below the {share:.0%} a load needs); the most common "
+        f"reason is {reason} ({n:,} rows{example}). Nothing was loaded: {hint}."
+    )
 
 
 def _report(con, columns, table, quarantine_table) -> ValidationReport:

@@ -91,6 +91,12 @@ def ingest(
     export_parquet: Annotated[
         Path | None, typer.Option("--export-parquet", help="Also write the validated log here (for Spark).")
     ] = None,
+    min_accepted_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Refuse the load (keeping the store's log) below this share of valid rows."
+        ),
+    ] = 0.5,
     data_dir: DataDir = None,
 ):
     """Validate a log and load it into the embedded store (replacing the previous log, atomically)."""
@@ -98,7 +104,7 @@ def ingest(
     from features.transactions import export_store_log, ingest_into_store
 
     report = ingest_into_store(
-        store_path(data_dir), *_source(source, delimiter, table, query, preset, mapping, ts_format)
+        store_path(data_dir), *_source(source, delimiter, table, query, preset, mapping, ts_format), min_accepted_share
     )
     print_validation(report, f"Loaded {source} into {store_path(data_dir)}")
     if export_parquet:

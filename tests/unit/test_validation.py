@@ -189,3 +189,25 @@ def test_reingest_replaces_the_previous_log(tmp_path):
     assert con.execute("SELECT count(*) FROM transactions").fetchall()[0][0] == 2
     ingest(con, Source(tmp_path / "b.csv"), load_mapping("canonical"))
     assert con.execute("SELECT count(*) FROM transactions").fetchall()[0][0] == 1
+
+
+def test_a_load_that_mostly_fails_keeps_the_good_store_and_names_the_fix(tmp_path):
+    from features.transactions import ingest_into_store, open_store_log
+
+    store = tmp_path / "store.duckdb"
+    good = _rows({}, {}, {})
+    good.to_csv(tmp_path / "good.csv", index=False)
+    assert ingest_into_store(store, Source(tmp_path / "good.csv"), load_mapping("canonical")).accepted_rows == 3
+    day_first = _rows({"ts": "13/01/2021 10:00"}, {"ts": "14/01/2021 11:00"}, {"ts": "2021-01-15 12:00:00"})
+    day_first.to_csv(tmp_path / "changed.csv", index=False)
+    with pytest.raises(
+        PropensityError, match=r"Only 1 of 3 rows .* invalid_timestamp \(2 rows, e.g. '13/01/2021.*--ts-format"
+    ):
+        ingest_into_store(store, Source(tmp_path / "changed.csv"), load_mapping("canonical"))
+    with open_store_log(store) as log:
+        assert log.table.count().execute() == 3  # the good log is still there
+    report = ingest_into_store(store, Source(tmp_path / "changed.csv"), load_mapping("canonical"), 0.3)
+    assert (report.accepted_rows, report.quarantined_rows) == (1, 2)  # a lower bar, asked for, loads it
+    (tmp_path / "empty.csv").write_text("customer_id,invoice_id,ts,quantity,unit_price\n")
+    with pytest.raises(PropensityError, match="holds no rows"):
+        ingest_into_store(store, Source(tmp_path / "empty.csv"), load_mapping("canonical"))
