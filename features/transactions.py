@@ -14,6 +14,7 @@ import pandas as pd
 from features.build import build_features, build_training_table
 from features.contract import ColumnMapping
 from features.cutoffs import Horizons
+from features.errors import PropensityError
 from features.segments import SegmentRules, assign_segments
 from features.sources import Source
 from features.store import connect_store, require_table
@@ -137,5 +138,11 @@ def write_feature_table(
     rules = load_segment_rules(segment_rules) if with_segments else None
     with open_store_log(store_path(data_dir)) as log:
         frame = feature_table(log, cutoffs, horizons, with_labels=with_labels, rules=rules)
+        if frame.empty:  # a 0-row file would look like success to whatever reads it next
+            lines = log.table.count().execute()
+            raise PropensityError(
+                f"No customer bought in the {horizons.lookback_days} days before {', '.join(map(str, cutoffs))}"
+                f" (the store's log holds {lines:,} valid lines): nothing was written."
+            )
     write_frame(frame, out)
     return frame

@@ -211,3 +211,18 @@ def test_a_load_that_mostly_fails_keeps_the_good_store_and_names_the_fix(tmp_pat
     (tmp_path / "empty.csv").write_text("customer_id,invoice_id,ts,quantity,unit_price\n")
     with pytest.raises(PropensityError, match="holds no rows"):
         ingest_into_store(store, Source(tmp_path / "empty.csv"), load_mapping("canonical"))
+
+
+def test_a_feature_table_with_no_customer_is_refused_not_written(tmp_path):
+    from features.cutoffs import Horizons
+    from features.store import store_path
+    from features.transactions import ingest_into_store, write_feature_table
+
+    _rows({}, {}).to_csv(tmp_path / "log.csv", index=False)
+    ingest_into_store(store_path(tmp_path), Source(tmp_path / "log.csv"), load_mapping("canonical"))
+    out = tmp_path / "features.parquet"
+    with pytest.raises(PropensityError, match=r"No customer bought in the 365 days before 2030-01-01 .*2 valid lines"):
+        write_feature_table(tmp_path, [datetime(2030, 1, 1).date()], out, Horizons(), with_labels=False)
+    assert not out.exists()
+    frame = write_feature_table(tmp_path, [datetime(2021, 2, 1).date()], out, Horizons(), with_labels=False)
+    assert len(frame) == 1 and out.exists()
