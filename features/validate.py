@@ -15,6 +15,7 @@ import duckdb
 
 from features.contract import CATEGORICALS, ColumnMapping
 from features.errors import PropensityError
+from features.failed_load import refuse_a_failed_load
 from features.sources import Source, _sql_str, duckdb_identifier, register_source
 
 # Reasons in the order they are checked; a row is quarantined for the first that applies.
@@ -34,20 +35,6 @@ REASONS = {
 }
 
 
-# What to try when most rows fail for this reason (a failed load names it), and the source column to quote.
-HINTS = {
-    "invalid_timestamp": (
-        "ts",
-        "if the dates are written another way, give their format (--ts-format '%d/%m/%Y %H:%M')",
-    ),
-    "future_timestamp": ("ts", "day and month may be swapped: give the date format (--ts-format)"),
-    "invalid_quantity": ("quantity", "check the delimiter (--delimiter) and the decimal separator"),
-    "invalid_price": ("unit_price", "check the delimiter (--delimiter) and the decimal separator"),
-    "invalid_amount": ("amount", "check the delimiter (--delimiter) and the decimal separator"),
-    "missing_customer_id": ("customer_id", "check which column holds the customer id (--preset or --mapping)"),
-}
-
-
 @dataclass
 class ValidationReport:
     input_rows: int
@@ -60,8 +47,15 @@ class ValidationReport:
     returns: int = 0
 
 
+# Whitespace policy, the same for every id and text read (files and REST): leading and trailing Unicode
+# whitespace and separators (tabs, no-break and ideographic spaces) and zero-width characters are removed.
+_EDGE = r"[\s\p{Z}\x{200B}-\x{200D}\x{2060}\x{FEFF}]+"
+# A time of day followed by a UTC offset or Z: converted to UTC. Values without one are taken as UTC already.
+_OFFSET = r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$"
+
+
 def _text(col: str) -> str:
-    return f"NULLIF(trim(CAST({duckdb_identifier(col)} AS VARCHAR)), '')"
+    return f"NULLIF(regexp_replace(CAST({duckdb_identifier(col)} AS VARCHAR), '^{_EDGE}|{_EDGE}$', '', 'g'), '')"
 
 
 def _ts_expr(col: str, col_type: str, ts_format: str | None) -> str:
@@ -73,7 +67,9 @@ def _ts_expr(col: str, col_type: str, ts_format: str | None) -> str:
         return f"CAST({q} AS TIMESTAMP)"
     if ts_format:
         return f"CAST(try_strptime({_text(col)}, {_sql_str(ts_format)}) AS TIMESTAMP)"
-    return f"TRY_CAST({_text(col)} AS TIMESTAMP)"
+    text = _text(col)
+    with_offset = f"CAST(timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ)) AS TIMESTAMP)"
+    return f"CASE WHEN regexp_matches({text}, '{_OFFSET}') THEN {with_offset} ELSE TRY_CAST({text} AS TIMESTAMP) END"
 
 
 def _classify_sql(columns: dict[str, str], types: dict[str, str], mapping: ColumnMapping, now: datetime) -> str:
@@ -171,7 +167,7 @@ def ingest(
     types = {row[0]: row[1] for row in con.execute("DESCRIBE raw_source").fetchall()}
     con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {_classify_sql(columns, types, mapping, now)}")
     try:
-        _refuse_a_failed_load(con, columns, min_accepted_share)
+        refuse_a_failed_load(con, columns, min_accepted_share)
     except PropensityError:
         con.execute("DROP TABLE IF EXISTS classified")
         raise
@@ -195,32 +191,6 @@ def ingest(
     finally:
         con.execute("DROP TABLE IF EXISTS classified")
     return _report(con, columns, table, quarantine_table)
-
-
-def _refuse_a_failed_load(con, columns: dict[str, str], share: float) -> None:
-    total, accepted = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE __reason IS NULL) FROM classified"
-    ).fetchone()
-    if total and accepted >= share * total:
-        return
-    if not total:
-        raise PropensityError("The source holds no rows: nothing was loaded.")
-    reason, n = con.execute(
-        "SELECT __reason, count(*) FROM classified WHERE __reason IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
-    ).fetchone()
-    column, hint = HINTS.get(reason, (None, "see the quarantine for each row's reason (propensity validate)"))
-    example = ""
-    if column in columns:
-        value = con.execute(
-            f"SELECT CAST({duckdb_identifier(columns[column])} AS VARCHAR) FROM classified WHERE __reason = ? "
-            "ORDER BY __row LIMIT 1",
-            [reason],
-        ).fetchone()[0]
-        example = f", e.g. {value!r} in column {columns[column]!r}"
-    raise PropensityError(
-        f"Only {accepted:,} of {total:,} rows are valid (below the {share:.0%} a load needs); the most common "
-        f"reason is {reason} ({n:,} rows{example}). Nothing was loaded: {hint}."
-    )
 
 
 def _report(con, columns, table, quarantine_table) -> ValidationReport:

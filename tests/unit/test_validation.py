@@ -226,3 +226,29 @@ def test_a_feature_table_with_no_customer_is_refused_not_written(tmp_path):
     assert not out.exists()
     frame = write_feature_table(tmp_path, [datetime(2021, 2, 1).date()], out, Horizons(), with_labels=False)
     assert len(frame) == 1 and out.exists()
+
+
+def test_ids_lose_unicode_whitespace_and_zero_width_characters_everywhere(tmp_path):
+    frame = _rows(
+        {"customer_id": "14557"},
+        {"customer_id": "\t14557"},  # a tab is not a second customer
+        {"customer_id": "\u200b14557\u00a0"},  # nor a zero-width space or a no-break space
+        {"customer_id": "\t"},  # and a tab alone is no customer at all
+    )
+    tx, report = canonical_log(frame, tmp_path)
+    assert report.by_reason == {"missing_customer_id": 1}
+    assert tx.customer_id.execute().tolist() == ["14557"] * 3
+
+
+def test_utc_offsets_become_utc_and_naive_times_are_taken_as_utc(tmp_path):
+    frame = _rows(
+        {"ts": "2011-01-12 12:15-08:00"},
+        {"ts": "2011-01-12T12:15:00Z"},
+        {"ts": "2011-01-12 12:15:00+05:30"},
+        {"ts": "2011-01-12 12:15:00"},
+        {"ts": "2011-01-12"},
+    )
+    tx, report = canonical_log(frame, tmp_path)
+    assert report.accepted_rows == 5
+    got = sorted(tx.ts.execute().dt.strftime("%Y-%m-%d %H:%M").tolist())
+    assert got == ["2011-01-12 00:00", "2011-01-12 06:45", "2011-01-12 12:15", "2011-01-12 12:15", "2011-01-12 20:15"]
