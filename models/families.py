@@ -77,12 +77,12 @@ def _forest(spec, p, seed):
 def _svm(spec, p, seed):
     kernel = Pipeline(
         [
-            *_with_btyd(spec, True),
             ("rbf", Nystroem(kernel="rbf", gamma=p["gamma"], n_components=p["n_components"], random_state=seed)),
             ("svm", LinearSVC(C=p["C"], class_weight="balanced", random_state=seed)),
         ]
     )
-    return CalibratedClassifierCV(kernel, method="sigmoid", cv=3)
+    # BG/NBD and the preprocessing are fitted once; only the kernel SVM is cross-fitted for its Platt scaling
+    return Pipeline([*_with_btyd(spec, True), ("model", CalibratedClassifierCV(kernel, method="sigmoid", cv=3))])
 
 
 def _xgb(spec, p, seed):
