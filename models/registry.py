@@ -18,6 +18,25 @@ ALIAS = "champion"
 EXPERIMENT = "propensity"
 
 
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast with one sentence when an HTTP tracking server does not answer (MLflow would retry for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return  # it answered (behind auth, or without /health): reachable
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise PropensityError(
+            f"Cannot reach the MLflow tracking server at {uri} ({reason}): start it, or unset MLFLOW_TRACKING_URI "
+            "to use the local store."
+        ) from None
+
+
 def configure_tracking(data_dir: Path | None = None) -> str:
     """Point MLflow at the tracking store and make sure the experiment exists; return the URI."""
     import logging
@@ -31,6 +50,11 @@ def configure_tracking(data_dir: Path | None = None) -> str:
     warnings.filterwarnings("ignore", message=".*CloudPickle.*")
     remote = os.environ.get("MLFLOW_TRACKING_URI")  # read first: mlflow.set_tracking_uri sets this variable
     uri = remote
+    if remote:
+        # a server that goes away mid-run: a few bounded retries, not MLflow's default of minutes
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        check_reachable(remote)
     root = resolve_data_dir(data_dir).resolve()
     if not uri:
         root.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ MAX_FEATURE_ROWS = 1_000
 class Transaction(BaseModel):
     """One transaction line, in the canonical columns (give amount, or quantity and unit_price)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN, Infinity and 1e309 are not numbers: 422
     customer_id: str = Field(min_length=1, max_length=200)
     invoice_id: str | None = Field(None, max_length=200)
     ts: datetime
@@ -30,7 +30,7 @@ class Transaction(BaseModel):
 class ScoreRequest(BaseModel):
     """Either ``transactions`` (features are computed as of ``as_of``) or ready ``features`` rows."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     as_of: date | None = Field(None, description="Default: the day after the last transaction given (features: today).")
     transactions: list[Transaction] | None = Field(None, max_length=MAX_LINES)
     features: list[dict[str, float | int | str | None]] | None = Field(None, max_length=MAX_FEATURE_ROWS)

@@ -255,6 +255,8 @@ def test_a_blank_api_key_is_refused_at_start(service, monkeypatch):
             422,
             "nothing to score",
         ),
+        ({"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": float("nan")}]}, 422, "finite"),
+        ({"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": float("inf")}]}, 422, "finite"),
         ({"features": [{"customer_id": "a", "recency_days": 3}]}, 422, "lack"),
         ({"features": [{"customer_id": "a", "recency_days": "soon"}]}, 422, "lack"),
         (

@@ -167,3 +167,19 @@ def test_the_one_se_rule_takes_the_simplest_family_within_noise_of_the_best():
     assert best["name"] == "svm"
     far = result("logistic", squash(y + rng.normal(0, 3.0, len(y))))  # clearly worse: outside one SE
     assert choose_champion([svm, far, rule], y, cfg)[0]["name"] == "svm"
+
+
+def test_an_unreachable_tracking_server_is_one_sentence_within_seconds(monkeypatch):
+    import socket
+    import time
+
+    from models.registry import configure_tracking
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    t0 = time.perf_counter()
+    with pytest.raises(PropensityError, match=rf"Cannot reach the MLflow tracking server at http://127.0.0.1:{port}"):
+        configure_tracking()
+    assert time.perf_counter() - t0 < 10
