@@ -100,4 +100,5 @@ def print_scoring(result) -> None:
         )
     out.print("Outputs: table `scores`, " + ", ".join(map(str, result.paths)) + f"; MLflow run {m['mlflow_run_id']}.")
     columns = ["rank", "customer_id", "p_churn", "p_purchase", "value_at_risk", "rfm_segment", "reason_1"]
+    columns = [c for c in columns if scores[c].notna().any()]  # a task scored without a model is left out
     out.print(scores.head(10)[columns].to_string(index=False))

@@ -74,10 +74,10 @@ def segment_summary(scores: pd.DataFrame) -> pd.DataFrame:
             "mean p_churn": g["p_churn"].mean(),
             "mean p_purchase": g["p_purchase"].mean(),
             "expected value": g["expected_value"].sum(),
-            "value at risk": g["value_at_risk"].sum(),
+            "value at risk": g["value_at_risk"].sum(min_count=1),  # all missing without a churn model
         }
     ).sort_values("value at risk", ascending=False)
-    return table.reset_index(names="segment")
+    return table.dropna(axis=1, how="all").reset_index(names="segment")  # a task scored without a model: no column
 
 
 def _segment_chart(summary: pd.DataFrame) -> bytes:
@@ -86,8 +86,9 @@ def _segment_chart(summary: pd.DataFrame) -> bytes:
     order = summary.iloc[::-1]
     left.barh(order["segment"], order["customers"], color="#3e7cb1")
     left.set(xlabel="customers", title="Segment size")
-    right.barh(order["segment"], order["value at risk"], color="#d64545")
-    right.set(xlabel="value at risk", title="Value at risk")
+    shown = "value at risk" if "value at risk" in order else "mean p_purchase"  # no churn model: purchase propensity
+    right.barh(order["segment"], order[shown], color="#d64545")
+    right.set(xlabel=shown, title=shown.capitalize())
     return _figure_png(fig)
 
 
@@ -176,7 +177,7 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
             )
             model_sections.append("".join(parts))
     top = scores.sort_values("rank").head(TOP_ROWS)
-    top_columns = [c for c in REPORT_COLUMNS if c in top.columns]
+    top_columns = [c for c in REPORT_COLUMNS if c in top.columns and top[c].notna().any()]  # no empty score column
     text_cols = tuple(c for c in top_columns if c in TEXT_COLUMNS)
     cards = [
         ("customers scored", f"{len(scores):,}"),
