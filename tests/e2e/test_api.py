@@ -255,8 +255,6 @@ def test_a_blank_api_key_is_refused_at_start(service, monkeypatch):
             422,
             "nothing to score",
         ),
-        ({"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": float("nan")}]}, 422, "finite"),
-        ({"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": float("inf")}]}, 422, "finite"),
         ({"features": [{"customer_id": "a", "recency_days": 3}]}, 422, "lack"),
         ({"features": [{"customer_id": "a", "recency_days": "soon"}]}, 422, "lack"),
         (
@@ -270,6 +268,13 @@ def test_bad_requests_get_a_clear_4xx(client, payload, status, words):
     response = client.post("/score", json=payload)
     assert response.status_code == status, response.text[:500]
     assert words in response.text and len(response.text) < 2000  # the input is not echoed back
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e309", '"NaN"'])
+def test_numbers_json_cannot_hold_are_a_422(client, number):
+    body = '{"transactions": [{"customer_id": "a", "ts": "2023-01-01T00:00:00", "amount": ' + number + "}]}"
+    answer = client.post("/score", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and "finite" in answer.json()["detail"]
 
 
 def test_an_oversized_body_is_refused_before_parsing(client):
