@@ -80,7 +80,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the models).")] = 1,
     data_dir: DataDir = None,
 ):
-    """The REST service: /health, /model, POST /score, /customers/{id}, /risk-list (OpenAPI at /docs).
+    """The REST service: /health, /status, /model, POST /score, /customers/{id}, /risk-list (OpenAPI at /docs).
 
     API key: env PROPENSITY_API_KEY."""
     try:
