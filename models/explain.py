@@ -20,7 +20,7 @@ TREE_FAMILIES = ("decision_tree", "random_forest", "xgboost", "lightgbm")
 
 
 def _pipeline(model) -> Pipeline | None:
-    """The packaged model's fitted pipeline, or None when its learner is not one (e.g. the SVM's 3-fold ensemble)."""
+    """The packaged model's fitted pipeline, or None when it is not a scikit-learn Pipeline."""
     return model.pipeline if isinstance(model.pipeline, Pipeline) else None
 
 
