@@ -25,6 +25,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=25_000)
     parser.add_argument("--profile", default=None)
     parser.add_argument("--tasks", nargs="+", default=["churn", "purchase"])
+    parser.add_argument("--models", nargs="+", default=None, help="learner families (default: the config's)")
+    parser.add_argument("--baselines", nargs="+", default=None, help="baselines (default: the config's)")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "train_speed")
     args = parser.parse_args()
 
@@ -47,7 +49,7 @@ def main() -> None:
     print(f"{args.customers:,} customers, {table.num_rows:,} lines ({report.accepted_rows:,} accepted)")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     configure_tracking(args.out)
-    cfg = load_config(profile=args.profile)
+    cfg = load_config(profile=args.profile, models=args.models, baselines=args.baselines)
     total = 0.0
     with open_store_log(store_path(args.out)) as log:
         for task in args.tasks:
