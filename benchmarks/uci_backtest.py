@@ -4,6 +4,7 @@ the baselines, ECE and the realised rate per decile of the calibrated champion, 
     python benchmarks/uci_backtest.py                       # default profile, both tasks
     python benchmarks/uci_backtest.py --profile quick
     python benchmarks/uci_backtest.py --until 2011-09-10    # the log cut short (a nine-month log)
+    python benchmarks/uci_backtest.py --tasks value         # the value task (net spend in 90 days)
 
 Needs ../shared/data/online_retail. Everything goes to benchmarks/out/uci_backtest/ (replaced each run);
 the tables print as Markdown for BENCHMARKS.md.
@@ -89,21 +90,35 @@ def main() -> None:
                 print(f"Warning: {warning}")
             print()
             print(markdown(result.leaderboard))
-            print("\nPer origin (ROC-AUC / PR-AUC, uncalibrated scores):\n")
-            wide = result.origins.pivot(index="family", columns="origin", values=["roc_auc", "pr_auc"])
+            ranking = ["gini", "spearman"] if task == "value" else ["roc_auc", "pr_auc"]
+            print(f"\nPer origin ({' / '.join(ranking)}, uncalibrated scores):\n")
+            wide = result.origins.pivot(index="family", columns="origin", values=ranking)
             wide.columns = [f"{m} {o}" for m, o in wide.columns]
             print(markdown(wide.reset_index()))
+            se = result.margin_se
+            margins = ", ".join(f"{k} {v:+.4f} ± {se[k]:.4f}" for k, v in result.margins.items())
+            mean_margins = ", ".join(f"{k} {v:+.4f}" for k, v in result.mean_margins.items())
             c = result.champion_test
+            if task == "value":
+                from training.metrics import decile_table
+
+                print(
+                    f"\nChampion {result.champion}: test Gini {c['gini']:.4f}, Spearman {c['spearman']:.4f}, "
+                    f"predicted total {c['predicted_total']:,.0f} vs realised {c['realised_total']:,.0f} "
+                    f"({c['total_error']:+.1%}), decile MAPE {c['decile_mape']:.1%}, MAE {c['mae']:,.1f}"
+                )
+                print(f"Margins (test, ± paired SE): {margins}")
+                print(f"Mean margins over origins: {mean_margins}")
+                print("\nChampion on the test origin, by decile of predicted value:\n")
+                tp = result.test_predictions
+                print(markdown(decile_table(tp["y"].to_numpy(), tp["p"].to_numpy())))
+                continue
             print(
                 f"\nChampion {result.champion} ({result.calibration}): test ROC-AUC {c['roc_auc']:.4f}, "
                 f"PR-AUC {c['pr_auc']:.4f}, ECE {c['ece']:.4f}, log loss {c['log_loss']:.4f}"
             )
-            se = result.margin_se
-            print(
-                "Margins (test, ± paired SE): "
-                + ", ".join(f"{k} {v:+.4f} ± {se[k]:.4f}" for k, v in result.margins.items())
-            )
-            print("Mean margins over origins: " + ", ".join(f"{k} {v:+.4f}" for k, v in result.mean_margins.items()))
+            print(f"Margins (test, ± paired SE): {margins}")
+            print(f"Mean margins over origins: {mean_margins}")
             print("\nCalibrated champion on the test origin, by decile of predicted risk:\n")
             print(markdown(deciles(result.test_predictions["y"].to_numpy(), result.test_predictions["p"].to_numpy())))
 

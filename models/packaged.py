@@ -57,14 +57,15 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
         return self.record.lookback_days
 
     def score(self, features: pd.DataFrame) -> np.ndarray:
-        """The pipeline's uncalibrated score (probability of the positive class)."""
+        """The pipeline's uncalibrated score (probability of the positive class; the amount for the value task)."""
         missing = [c for c in self.feature_spec.columns if c not in features.columns]
         if missing:
             raise PropensityError(f"The feature rows lack {missing}, which the {self.task} model needs.")
         extra = [c for c in ("customer_id",) if c in features.columns]  # BG/NBD dedups by customer when fitting only
         # The parts' parameters were validated when they were fitted; re-checking them costs every call ~0.5 ms.
         with sklearn.config_context(skip_parameter_validation=True):
-            return self.pipeline.predict_proba(features[[*self.feature_spec.columns, *extra]])[:, 1]
+            X = features[[*self.feature_spec.columns, *extra]]
+            return self.pipeline.predict(X) if self.task == "value" else self.pipeline.predict_proba(X)[:, 1]
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         score = self.score(features)
@@ -90,4 +91,5 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
         return out
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return pd.DataFrame({f"p_{self.task}": self.predict_proba(model_input)}, index=model_input.index)
+        name = "predicted_value" if self.task == "value" else f"p_{self.task}"
+        return pd.DataFrame({name: self.predict_proba(model_input)}, index=model_input.index)

@@ -13,7 +13,7 @@ from pathlib import Path
 from features.errors import PropensityError
 from features.store import data_dir as resolve_data_dir
 
-MODEL_NAMES = {"churn": "propensity-churn", "purchase": "propensity-purchase"}
+MODEL_NAMES = {"churn": "propensity-churn", "purchase": "propensity-purchase", "value": "propensity-value"}
 ALIAS = "champion"
 EXPERIMENT = "propensity"
 

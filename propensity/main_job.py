@@ -58,7 +58,7 @@ def run_main_job(
     if train:
         from training.jobs import train_store
 
-        result.training, result.tracking_uri = train_store(data_dir, ["churn", "purchase"], cfg, progress)
+        result.training, result.tracking_uri = train_store(data_dir, ["churn", "purchase", "value"], cfg, progress)
         score_and_report(result, data_dir, progress)
     return result
 

@@ -35,7 +35,7 @@ def train(
     with console.status("Training...") as status:
         results, uri = train_store(data_dir, task.names(), cfg, progress=lambda m: status.update(f"Training {m}..."))
     for result in results:
-        print_leaderboard(result, cfg.metric)
+        print_leaderboard(result, cfg.metric_for(result.task))
     out.print(f"Runs and models live in {uri} (browse: mlflow ui --backend-store-uri {uri}).")
 
 
@@ -54,4 +54,6 @@ def evaluate(
     for name in task.names():
         metrics = evaluate_store(data_dir, name, as_of, version)
         shown = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_at_10", "base_rate")
+        if name == "value":
+            shown = ("gini", "spearman", "mae", "total_error", "decile_mape", "mean")
         out.print(f"{name} @ {as_of}: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in shown) + f", n {metrics['n']}")

@@ -17,10 +17,11 @@ class Engine(StrEnum):
 class Task(StrEnum):
     churn = "churn"
     purchase = "purchase"
+    value = "value"
     all = "all"
 
     def names(self) -> list[str]:
-        return ["churn", "purchase"] if self is Task.all else [self.value]
+        return ["churn", "purchase", "value"] if self is Task.all else [self.value]
 
 
 class RankBy(StrEnum):

@@ -39,6 +39,17 @@ LEADERBOARD = (  # header, leaderboard column, format
     ("mean PR-AUC", "mean_pr_auc", "{:.4f}"),
     ("fit s", "fit_s", "{:.2f}"),
 )
+VALUE_LEADERBOARD = (
+    ("backtest {metric}", "backtest_metric", "{:.4f}"),
+    ("test Gini", "test_gini", "{:.4f}"),
+    ("test Spearman", "test_spearman", "{:.4f}"),
+    ("MAE", "test_mae", "{:,.1f}"),
+    ("total error", "test_total_error", "{:+.1%}"),
+    ("decile MAPE", "test_decile_mape", "{:.1%}"),
+    ("mean Gini", "mean_gini", "{:.4f}"),
+    ("mean Spearman", "mean_spearman", "{:.4f}"),
+    ("fit s", "fit_s", "{:.2f}"),
+)
 
 
 def print_leaderboard(result, metric: str) -> None:
@@ -49,20 +60,28 @@ def print_leaderboard(result, metric: str) -> None:
     table = Table(title=title)
     table.add_column("family")
     table.add_column("kind")
-    for header, _, _ in LEADERBOARD:
+    columns = VALUE_LEADERBOARD if result.task == "value" else LEADERBOARD
+    for header, _, _ in columns:
         table.add_column(header.format(metric=metric), justify="right")
     for row in result.leaderboard.to_dict("records"):
         mark = " *" if row["family"] == result.champion else ""
-        table.add_row(f"{row['family']}{mark}", row["kind"], *(fmt.format(row[col]) for _, col, fmt in LEADERBOARD))
+        table.add_row(f"{row['family']}{mark}", row["kind"], *(fmt.format(row[col]) for _, col, fmt in columns))
     out.print(table)
     out.print(f"Plan: {result.plan}.")
     for warning in result.warnings:
         out.print(f"Warning: {warning}")
     c = result.champion_test
-    out.print(
-        f"Champion {result.champion} ({result.calibration} calibration) on test: ROC-AUC {c['roc_auc']:.4f}, "
-        f"PR-AUC {c['pr_auc']:.4f}, log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f}."
-    )
+    if result.task == "value":
+        out.print(
+            f"Champion {result.champion} on test: normalised Gini {c['gini']:.4f}, Spearman {c['spearman']:.4f}, "
+            f"predicted total {c['predicted_total']:,.0f} vs realised {c['realised_total']:,.0f} "
+            f"({c['total_error']:+.1%}), decile MAPE {c['decile_mape']:.1%}."
+        )
+    else:
+        out.print(
+            f"Champion {result.champion} ({result.calibration} calibration) on test: ROC-AUC {c['roc_auc']:.4f}, "
+            f"PR-AUC {c['pr_auc']:.4f}, log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f}."
+        )
     sel = result.selection
     if sel and sel["champion"] != sel["best_on_backtest"]:
         out.print(
@@ -89,8 +108,10 @@ def print_scoring(result) -> None:
     out.print(
         f"Scored {m['rows']['customers_scored']:,} customers as of {m['as_of']} in {m['timings_s']['total_s']:.1f}s "
         f"({versions}); "
-        f"value at risk {m['value_at_risk_total']:,.0f}."
+        f"value at risk {m['value_at_risk_total']:,.0f} (CLV from the {m['value_source']})."
     )
+    for warning in m.get("warnings", []):
+        out.print(f"Warning: {warning}")
     c = m["comparison"]
     if c.get("previous_as_of"):
         out.print(
@@ -99,6 +120,7 @@ def print_scoring(result) -> None:
             "PSI " + ", ".join(f"{k[4:]} {v:.3f}" for k, v in c.items() if k.startswith("psi_") and v is not None) + "."
         )
     out.print("Outputs: table `scores`, " + ", ".join(map(str, result.paths)) + f"; MLflow run {m['mlflow_run_id']}.")
-    columns = ["rank", "customer_id", "p_churn", "p_purchase", "value_at_risk", "rfm_segment", "reason_1"]
+    columns = ["rank", "customer_id", "p_churn", "p_purchase", "expected_value", "value_at_risk", "rfm_segment"]
+    columns.append("reason_1")
     columns = [c for c in columns if scores[c].notna().any()]  # a task scored without a model is left out
     out.print(scores.head(10)[columns].to_string(index=False))

@@ -21,6 +21,7 @@ from features.transactions import TransactionLog
 from serving.drift import compare_runs
 from serving.predictor import Models, default_as_of, score_customers
 from serving.score_store import export_scores, save_scores, scores_as_of
+from serving.value import NO_VALUE_MODEL
 
 
 @dataclass
@@ -72,6 +73,8 @@ def run_batch(
             "by_rfm_segment": scores["rfm_segment"].value_counts().to_dict(),
         },
         "value_at_risk_total": float(scores["value_at_risk"].sum()),
+        "value_source": "value model" if models.value is not None else "historic net spend rate",
+        "warnings": [] if models.value is not None else [NO_VALUE_MODEL],
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "comparison": comparison,
         "outputs": [str(p) for p in paths],

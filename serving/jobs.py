@@ -81,7 +81,7 @@ def write_report(con, folder: Path, as_of: date | str | None = None):
     cutoff = pd.Timestamp(scores["as_of"].iloc[0]).date()
     info = {
         task: model_version_info(task, int(scores[f"{task}_model_version"].iloc[0]))
-        for task in ("churn", "purchase")
+        for task in ("churn", "purchase", "value")
         if f"{task}_model_version" in scores and scores[f"{task}_model_version"].notna().any()  # scored with it
     }
     return build_report(scores, scores_as_of(con, cutoff, before=True), info, Path(folder) / cutoff.isoformat())

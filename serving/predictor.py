@@ -25,7 +25,9 @@ from features.transactions import TransactionLog
 from models.explain import btyd_values, contributions
 from models.packaged import PropensityModel
 from models.spec import FeatureSpec, model_input
+from models.value import clv
 from serving.reasons import REASON_COLUMNS, top_reasons
+from serving.value import load_value_settings, predicted_value
 
 LIFECYCLE_INPUTS = ("recency_days", "tenure_days", "overdue_ratio", "frequency_days")
 SORT_KEYS = {"risk": "p_churn", "value-at-risk": "value_at_risk", "purchase": "p_purchase"}
@@ -43,6 +45,7 @@ class Models:
     churn: PropensityModel | None
     purchase: PropensityModel | None
     info: dict = field(default_factory=dict)  # task -> registry name, version, run id, tags
+    value: PropensityModel | None = None  # net spend in its horizon; without it, the historic rate (a warning)
 
     def __post_init__(self):
         if self.churn is None and self.purchase is None:
@@ -50,7 +53,7 @@ class Models:
 
     @property
     def present(self) -> list[PropensityModel]:
-        return [m for m in (self.churn, self.purchase) if m is not None]
+        return [m for m in (self.churn, self.purchase, self.value) if m is not None]
 
     @property
     def lead(self) -> PropensityModel:
@@ -71,37 +74,38 @@ class Models:
         """The population the models were trained on (it travels inside each model)."""
         days = {m.lookback_days for m in self.present}
         if len(days) > 1:
+            found = ", ".join(f"{m.task} {m.lookback_days}" for m in self.present)
             raise PropensityError(
-                f"The churn and purchase champions were trained on different populations (lookback "
-                f"{self.churn.lookback_days} vs {self.purchase.lookback_days} days): retrain one with the other's."
+                f"The champions were trained on different populations (lookback days: {found}): retrain them with "
+                "one lookback."
             )
         return days.pop()
 
 
-def load_models(churn_version: int | None = None, purchase_version: int | None = None) -> Models:
+def load_models(
+    churn_version: int | None = None, purchase_version: int | None = None, value_version: int | None = None
+) -> Models:
     """The champion models (by alias) from the MLflow registry, or the given versions.
 
-    A task with no champion registered is left out (its columns score as missing); a version asked
-    for that does not exist, or no champion at all, is an error.
+    A task with no champion registered is left out (its columns score as missing; without a value
+    model, value is the historic rate); a version asked for that does not exist, or no churn or
+    purchase champion at all, is an error.
     """
     from models.registry import has_champion, load_model, model_version_info
 
-    versions = {"churn": churn_version, "purchase": purchase_version}
-    wanted = [t for t, v in versions.items() if v is not None or has_champion(t)] or list(versions)
+    versions = {"churn": churn_version, "purchase": purchase_version, "value": value_version}
+    wanted = [t for t, v in versions.items() if v is not None or has_champion(t)]
+    if not {"churn", "purchase"} & set(wanted):
+        wanted = ["churn", "purchase"]  # the registry's own sentence says what is missing
     loaded = {t: load_model(t, versions[t]) for t in wanted}
-    return Models(loaded.get("churn"), loaded.get("purchase"), {t: model_version_info(t, versions[t]) for t in loaded})
+    info = {t: model_version_info(t, versions[t]) for t in loaded}
+    return Models(loaded.get("churn"), loaded.get("purchase"), info, loaded.get("value"))
 
 
 def default_as_of(log: TransactionLog) -> date:
     """The day after the last transaction: everything in the log is history."""
     _, last_ts = data_window(log.table)
     return last_ts.date() + timedelta(days=1)
-
-
-def expected_value(features: pd.DataFrame, horizon_days: int) -> np.ndarray:
-    """Historic net spend rate over the customer's tenure (at least 30 days), projected over the horizon."""
-    spend, tenure = (features[c].to_numpy(dtype=float) for c in ("net_spend_total", "tenure_days"))
-    return np.maximum(spend, 0) / np.maximum(tenure, 30) * horizon_days
 
 
 def reference_columns(rules: SegmentRules) -> list[str]:
@@ -162,7 +166,8 @@ def score_features(
     missing = np.full(len(features), np.nan)
     p_churn = models.churn.predict_proba(X) if models.churn else missing
     p_purchase = models.purchase.predict_proba(X) if models.purchase else missing
-    value = expected_value(features, models.lead.horizon_days)
+    spend, horizon_days = predicted_value(features, X, models)
+    value = clv(spend, horizon_days, load_value_settings())
     at_risk = p_churn * value
     ranked_by = at_risk if models.churn else p_purchase  # without a churn model: likeliest buyers first
     ids = features["customer_id"].array
@@ -176,6 +181,7 @@ def score_features(
         **{c: features[c].to_numpy()[order] for c in reference_columns(rules) if c in features.columns},
         "p_churn": p_churn[order],
         "p_purchase": p_purchase[order],
+        "predicted_value": spend[order],
         "expected_value": value[order],
         "value_at_risk": at_risk[order],
         **{c: segments[c].to_numpy()[order] for c in segments.columns},

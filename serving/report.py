@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # the object API: no pyplot state, no backend switch for importers
 
@@ -37,6 +38,10 @@ th{background:#f5f7fa}td.l,th.l{text-align:left}.figs{display:flex;gap:1rem;flex
 class ReportResult:
     html: Path
     images: list[Path]
+
+
+BOARD_COLUMNS = ("family", "kind", "backtest_metric", "test_roc_auc", "test_pr_auc", "test_lift_at_10", "test_ece")
+BOARD_COLUMNS += ("test_gini", "test_spearman", "test_total_error", "test_decile_mape")  # the value task's
 
 
 def _table(frame: pd.DataFrame, text_columns: tuple[str, ...] = ()) -> str:
@@ -73,7 +78,7 @@ def segment_summary(scores: pd.DataFrame) -> pd.DataFrame:
             "share": g.size() / len(scores),
             "mean p_churn": g["p_churn"].mean(),
             "mean p_purchase": g["p_purchase"].mean(),
-            "expected value": g["expected_value"].sum(),
+            "CLV": g["expected_value"].sum(),
             "value at risk": g["value_at_risk"].sum(min_count=1),  # all missing without a churn model
         }
     ).sort_values("value at risk", ascending=False)
@@ -102,12 +107,43 @@ def _risk_chart(scores: pd.DataFrame) -> bytes:
     return _figure_png(fig)
 
 
+def _value_chart(scores: pd.DataFrame) -> bytes:
+    """CLV per customer (the top 1% folded into the last bar, so that the bulk stays readable)."""
+    fig = Figure(figsize=(5, 3.8))
+    ax = fig.subplots()
+    clv = scores["expected_value"].to_numpy(float)
+    ax.hist(np.clip(clv, None, np.nanquantile(clv, 0.99)), bins=30, color="#3e9c6b")
+    ax.set(xlabel="CLV (top 1% in the last bar)", ylabel="customers", title="Customer value distribution")
+    return _figure_png(fig)
+
+
+def _value_html(scores: pd.DataFrame, models_info: dict) -> str:
+    clv = scores["expected_value"]
+    share = clv.nlargest(max(1, len(clv) // 10)).sum() / clv.clip(lower=0).sum() if clv.clip(lower=0).sum() else 0
+    if "value" in models_info:
+        record = models_info["value"]["record"]
+        m = record.test_metrics
+        source = (
+            f"CLV comes from the value model ({html.escape(record.family)}: predicted net spend in the next "
+            f"{record.horizon_days} days) through serving/config/value.yaml. On its test cutoff "
+            f"{html.escape(', '.join(record.test_cutoffs))} it ranked customers with a normalised Gini of "
+            f"{m.get('gini', float('nan')):.3f} and predicted a total {m.get('total_error', float('nan')):+.1%} off the "
+            "realised one (predicted vs realised per decile: the value model's chart under Models)."
+        )
+    else:
+        source = (
+            "<b>No value model is registered</b>: CLV uses the historic net spend rate. Train one with "
+            "<code>propensity train --task value</code>."
+        )
+    return f"<p>{source} The top 10% of customers hold {share:.0%} of the positive CLV.</p>"
+
+
 def _training_artifacts(run_id: str, folder: Path) -> dict[str, Path]:
     """The champion training run's leaderboard and plots (missing ones are skipped)."""
     import mlflow
 
     found = {}
-    for name in ("leaderboard.csv", "gain.png", "calibration.png"):
+    for name in ("leaderboard.csv", "gain.png", "calibration.png", "deciles.png"):
         try:
             found[name] = Path(
                 mlflow.artifacts.download_artifacts(
@@ -141,6 +177,7 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
     as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
     summary = segment_summary(scores)
     images = {"segments.png": _segment_chart(summary), "risk_distribution.png": _risk_chart(scores)}
+    images["value_distribution.png"] = _value_chart(scores)
     model_sections = []
     with tempfile.TemporaryDirectory() as tmp:
         for task, info in models_info.items():
@@ -151,22 +188,10 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
             ]
             if "leaderboard.csv" in found:
                 board = pd.read_csv(found["leaderboard.csv"])
-                keep = [
-                    c
-                    for c in (
-                        "family",
-                        "kind",
-                        "backtest_metric",
-                        "test_roc_auc",
-                        "test_pr_auc",
-                        "test_lift_at_10",
-                        "test_ece",
-                    )
-                    if c in board.columns
-                ]
+                keep = [c for c in BOARD_COLUMNS if c in board.columns]
                 parts.append(_table(board[keep], ("family", "kind")))
             figs = []
-            for name in ("gain.png", "calibration.png"):
+            for name in ("gain.png", "calibration.png", "deciles.png"):
                 if name in found:
                     images[f"{task}_{name}"] = found[name].read_bytes()
                     figs.append(_img(images[f"{task}_{name}"], f"{task} {name}"))
@@ -182,6 +207,7 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
     cards = [
         ("customers scored", f"{len(scores):,}"),
         ("value at risk", f"{scores['value_at_risk'].sum(min_count=1):,.0f}"),
+        ("total CLV", f"{scores['expected_value'].sum():,.0f}"),
         ("mean P(churn)", f"{scores['p_churn'].mean():.1%}"),
         ("mean P(purchase)", f"{scores['p_purchase'].mean():.1%}"),
     ]
@@ -199,6 +225,8 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
 <div class="cards">{"".join(f'<div class="card"><b>{v}</b>{k}</div>' for k, v in cards)}</div>
 <h2>Segments: size, risk and value at risk</h2>{_table(summary, ("segment",))}
 <div class="figs">{_img(images["segments.png"], "segments", "wide")}{_img(images["risk_distribution.png"], "risk distribution")}</div>
+<h2>Customer value</h2>{_value_html(scores, models_info)}
+<div class="figs">{_img(images["value_distribution.png"], "value distribution")}</div>
 <h2>Since the last run</h2>{_migration_html(compare_runs(previous, scores))}
 <h2>Top of the risk list ({ranking})</h2>{_table(top[top_columns], text_cols)}
 <p class="note">Reasons are the strongest drivers of each customer's churn score (SHAP for tree models, occlusion otherwise).</p>

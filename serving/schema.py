@@ -41,16 +41,24 @@ SCORED_COLUMNS: tuple[Column, ...] = (
         reported=True,
     ),
     Column(
+        "predicted_value",
+        float,
+        "predicted net spend in the value model's horizon (90 days by default); without a value model, the historic "
+        "net spend rate (net spend / tenure, tenure at least 30 days) over the churn horizon",
+    ),
+    Column(
         "expected_value",
         float,
-        "historic net spend rate (net spend / tenure, tenure at least 30 days) x the churn horizon "
-        "(the purchase horizon without a churn model)",
+        "customer lifetime value (CLV): the margin on predicted_value's monthly rate over duration_months (12 by "
+        "default), discounted, minus the contact cost (serving/config/value.yaml; docs/value.md)",
         required=True,
+        reported=True,
     ),
     Column(
         "value_at_risk",
         float,
-        "p_churn x expected_value; the default ranking (without a churn model: null, and the rows rank by p_purchase)",
+        "p_churn x expected_value (CLV); the default ranking (without a churn model: null, and the rows rank by "
+        "p_purchase)",
         reported=True,
     ),
     Column("rfm_segment", str, "one of the 8 RFM segments", reported=True),

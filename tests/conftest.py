@@ -131,9 +131,9 @@ def _trained_template(tmp_path_factory):
     ingest_into_store(store_path(folder), Source(folder / "log.parquet"), load_mapping("canonical"))
     old = os.environ.pop("MLFLOW_TRACKING_URI", None)
     configure_tracking(folder)
-    cfg = load_config(profile="quick", models=["lightgbm"], tuning={"n_trials": 1})
+    cfg = load_config(profile="quick", models=["lightgbm"], value_models=["lightgbm_tweedie"], tuning={"n_trials": 1})
     log = open_store_log(store_path(folder))
-    for task in ("churn", "purchase"):
+    for task in ("churn", "purchase", "value"):
         train_task(log, task, cfg)
     log.close()
     con = connect_store(store_path(folder))

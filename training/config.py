@@ -13,6 +13,8 @@ from features.errors import PropensityError, validated
 from models.families import FAMILIES
 
 METRICS = ("pr_auc", "roc_auc", "neg_log_loss")
+VALUE_METRICS = ("gini", "spearman", "neg_mae")
+TASKS = ("churn", "purchase", "value")
 
 
 class _Strict(BaseModel):
@@ -23,6 +25,9 @@ class Tuning(_Strict):
     n_trials: int = 12
     timeout_s: float | None = None  # None: the trial count alone bounds a search, so results do not depend on load
     max_rows: int | None = Field(50_000, ge=1000)  # a trial fits on at most this many training rows (None: all)
+    # each family's fit at each backtest origin (the leaderboard, calibration) takes at most this many (None: all);
+    # the champion's refit always takes every row
+    backtest_max_rows: int | None = Field(100_000, ge=1000)
 
 
 class TrainingConfig(_Strict):
@@ -31,6 +36,9 @@ class TrainingConfig(_Strict):
     calibration: Literal["auto", "none", "sigmoid", "isotonic"] = "auto"
     models: list[str]
     baselines: list[str]
+    value_metric: str = "gini"  # the value task's tuning and champion metric: gini | spearman | neg_mae
+    value_models: list[str] = ["lightgbm_tweedie", "xgboost_tweedie"]
+    value_baselines: list[str] = ["historic_rate", "bgnbd_gamma_gamma"]
     horizons: dict[str, int]
     lookback_days: int = 365
     min_history_days: int = 30
@@ -42,13 +50,22 @@ class TrainingConfig(_Strict):
     champion_rule: Literal["one_se", "best"] = "one_se"
     bootstrap_resamples: int = 200
 
-    @field_validator("models", "baselines")
+    @field_validator("models", "baselines", "value_models", "value_baselines")
     @classmethod
-    def _known(cls, names):
-        unknown = [n for n in names if n not in FAMILIES]
+    def _known(cls, names, info):
+        kind = "value" if info.field_name.startswith("value") else "binary"
+        known = [n for n, f in FAMILIES.items() if f.kind == kind]
+        unknown = [n for n in names if n not in known]
         if unknown:
-            raise ValueError(f"unknown model family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
+            raise ValueError(f"unknown model family {unknown[0]!r}; known: {', '.join(known)}")
         return names
+
+    @field_validator("value_metric")
+    @classmethod
+    def _value_metric(cls, value):
+        if value not in VALUE_METRICS:
+            raise ValueError(f"must be one of {VALUE_METRICS}")
+        return value
 
     @field_validator("metric")
     @classmethod
@@ -60,9 +77,19 @@ class TrainingConfig(_Strict):
     @field_validator("horizons")
     @classmethod
     def _horizons(cls, value):
-        if set(value) != {"churn", "purchase"} or min(value.values()) < 1:
-            raise ValueError("needs positive churn and purchase horizons in days")
-        return value
+        if not {"churn", "purchase"} <= set(value) <= set(TASKS) or min(value.values()) < 1:
+            raise ValueError("needs positive churn and purchase horizons in days (and optionally value)")
+        return {"value": 90, **value}
+
+    def families(self, task: str) -> list[str]:
+        """The learners, then the baselines not already among them, that a task compares."""
+        models, baselines = (
+            (self.value_models, self.value_baselines) if task == "value" else (self.models, self.baselines)
+        )
+        return [*models, *[b for b in baselines if b not in models]]
+
+    def metric_for(self, task: str) -> str:
+        return self.value_metric if task == "value" else self.metric
 
 
 def _deep_update(base: dict, override: dict) -> dict:

@@ -18,6 +18,8 @@ from models.spec import FeatureSpec, model_input, spec_for_columns
 from training.backtest import BacktestPlan, plan_backtest
 from training.config import TrainingConfig
 
+LABELS = {"churn": "churn", "purchase": "purchase", "value": "spend"}  # the label column of each task
+
 
 def task_horizons(task: str, cfg: TrainingConfig) -> Horizons:
     """Horizons for one task's training table (only that task's label is used)."""
@@ -33,13 +35,17 @@ class TaskData:
     table: pd.DataFrame  # every grid cutoff's rows, with the label and the RFM segment
     window: tuple  # first and last transaction time of the log
 
+    @property
+    def label(self) -> str:
+        return LABELS[self.task]
+
     def rows(self, cutoffs) -> pd.DataFrame:
         wanted = pd.to_datetime([cutoffs] if isinstance(cutoffs, date) else list(cutoffs))
         return self.table[self.table["as_of"].isin(wanted)].reset_index(drop=True)
 
     def xy(self, cutoffs) -> tuple[pd.DataFrame, np.ndarray]:
         frame = self.rows(cutoffs)
-        return model_input(frame, self.spec), frame[self.task].to_numpy()
+        return model_input(frame, self.spec), frame[self.label].to_numpy()
 
     def fingerprint(self) -> dict:
         out = {
@@ -50,9 +56,9 @@ class TaskData:
             "cutoffs": [str(c) for c in self.plan.grid],
             "origins": [str(o.as_of) for o in self.plan.origins],
             "rows": len(self.table),
-            "rate": round(float(self.table[self.task].mean()), 4),
+            "rate": round(float(self.table[self.label].mean()), 4),
         }
-        digest = pd.util.hash_pandas_object(self.table[["customer_id", "as_of", self.task]], index=False).to_numpy()
+        digest = pd.util.hash_pandas_object(self.table[["customer_id", "as_of", self.label]], index=False).to_numpy()
         out["content_sha1"] = hashlib.sha1(digest.tobytes()).hexdigest()[:16]
         return out
 
@@ -67,11 +73,15 @@ def prepare_task(log: TransactionLog, task: str, cfg: TrainingConfig) -> TaskDat
     table = build_training_table(log.table, used, task_horizons(task, cfg))
     table = pd.concat([table, assign_segments(table, load_segment_rules())[["rfm_segment"]]], axis=1)
     data = TaskData(task, plan, spec_for_columns(table.columns), table, (first_ts, last_ts))
+    if task == "value" and "net_spend_total" not in data.spec.numeric:
+        raise PropensityError(
+            "The value task predicts net spend, and these lines have no amounts: map a price (or amount) column."
+        )
     for origin in plan.origins:
         for name, frame in (("training", data.rows(origin.train)), ("test", data.rows(origin.as_of))):
-            if frame.empty or frame[task].nunique() < 2:
+            if frame.empty or frame[data.label].nunique() < 2:
                 raise PropensityError(
                     f"The {name} rows of the {task} origin {origin.as_of} hold {len(frame)} customers and a single "
-                    "label class: there is nothing to learn."
+                    "label value: there is nothing to learn."
                 )
     return data

@@ -12,19 +12,22 @@ from sklearn.inspection import permutation_importance
 
 from training.config import TrainingConfig
 from training.dataset import TaskData
-from training.metrics import paired_bootstrap_se, score_metrics, segment_metrics
-from training.plots import plot_all, plot_importance
+from training.metrics import decile_table, paired_bootstrap_se, ranking_metrics, segment_metrics, task_metrics
+from training.plots import plot_all, plot_importance, plot_value_deciles
 
-BASELINES_TO_BEAT = ("recency_rule", "bgnbd")
+BASELINES_TO_BEAT = ("recency_rule", "bgnbd", "historic_rate", "bgnbd_gamma_gamma")
 
 
-def margins_over_baselines(champion: dict, p_cal: np.ndarray, y_test, results: list[dict], cfg: TrainingConfig):
+def margins_over_baselines(
+    champion: dict, p_cal: np.ndarray, y_test, results: list[dict], cfg: TrainingConfig, task: str = "churn"
+):
     """Champion minus each baseline: on the latest origin (with paired SEs), and averaged over the origins."""
     baselines = [r for base in BASELINES_TO_BEAT for r in results if r["name"] == base and r is not champion]
-    test = score_metrics(y_test, p_cal)
-    margins = {f"{r['name']}_{m}": test[m] - r["test"][m] for r in baselines for m in ("roc_auc", "pr_auc")}
+    ranking = ranking_metrics(task)
+    test = task_metrics(task)(y_test, p_cal)
+    margins = {f"{r['name']}_{m}": test[m] - r["test"][m] for r in baselines for m in ranking}
     margin_se = {}
-    for m in ("roc_auc", "pr_auc"):  # paired bootstrap over the test customers, one pass for both baselines
+    for m in ranking:  # paired bootstrap over the test customers, one pass for both baselines
         scores = {"champion": p_cal, **{r["name"]: r["p_test"] for r in baselines}}
         se = paired_bootstrap_se(y_test, scores, "champion", m, cfg.bootstrap_resamples, cfg.seed)
         margin_se.update({f"{name}_{m}": v for name, v in se.items()})
@@ -32,7 +35,7 @@ def margins_over_baselines(champion: dict, p_cal: np.ndarray, y_test, results: l
     mean_margins = {
         f"{r['name']}_{m}": float((mine[m] - pd.DataFrame(r["per_origin"]).set_index("origin")[m]).mean())
         for r in baselines
-        for m in ("roc_auc", "pr_auc")
+        for m in ranking
     }
     return margins, margin_se, mean_margins
 
@@ -43,7 +46,7 @@ def log_family(r: dict) -> None:
         mlflow.log_metrics({f"backtest_{k}": v for k, v in r["backtest"].items() if np.isfinite(v)})
         mlflow.log_metrics({f"test_{k}": v for k, v in r["test"].items() if np.isfinite(v)})
         for row in r["per_origin"]:
-            mlflow.log_metrics({f"origin_{row['origin']}_{k}": row[k] for k in ("roc_auc", "pr_auc")})
+            mlflow.log_metrics({f"origin_{row['origin']}_{k}": row[k] for k in row if k not in ("family", "origin")})
         mlflow.log_metric("fit_s", r["fit_s"])
 
 
@@ -54,7 +57,27 @@ def log_leaderboard(board: pd.DataFrame, folder: Path) -> None:
     (folder / "leaderboard.md").write_text("\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells]) + "\n")
 
 
+def value_artifacts(data: TaskData, results, champion, folder: Path) -> None:
+    """The value task's test origin: predicted vs realised per decile of each family's prediction, and the chart."""
+    test = champion["scores"][-1]
+    tables = []
+    for r in results:
+        table = decile_table(test.y, r["p_test"]).assign(family=r["name"])
+        tables.append(table)
+    deciles = pd.concat(tables, ignore_index=True)
+    deciles.to_csv(folder / "deciles_test.csv", index=False)
+    plot_value_deciles(deciles[deciles["family"] == champion["name"]], f"value @ {test.origin.as_of}", folder)
+    segments = data.rows(test.origin.as_of)["rfm_segment"].to_numpy()
+    frame = pd.DataFrame({"segment": segments, "predicted": test.p, "realised": test.y})
+    by_segment = frame.groupby("segment").agg(customers=("realised", "size"), predicted=("predicted", "sum"))
+    by_segment["realised"] = frame.groupby("segment")["realised"].sum()
+    by_segment.reset_index().to_csv(folder / "segments_test.csv", index=False)
+
+
 def evaluation_artifacts(data: TaskData, results, champion, p_cal, folder: Path, cfg: TrainingConfig) -> None:
+    if data.task == "value":
+        value_artifacts(data, results, champion, folder)
+        return
     test = champion["scores"][-1]
     X_te, y_te = data.xy(test.origin.as_of)
     plot_all(

@@ -81,3 +81,16 @@ def plot_importance(importance: pd.Series, title: str, out: Path) -> Path:
     ax.barh(top.index, top.values)
     ax.set(xlabel="permutation importance (drop in PR-AUC)", title=f"Feature importance - {title}")
     return _save(fig, out / "importance.png")
+
+
+def plot_value_deciles(deciles: pd.DataFrame, title: str, out: Path) -> Path:
+    """Predicted vs realised net spend per decile of the prediction (1 = highest predicted)."""
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
+    x = deciles["decile"].to_numpy()
+    ax.bar(x - 0.2, deciles["predicted"], width=0.4, label="predicted")
+    ax.bar(x + 0.2, deciles["realised"], width=0.4, label="realised")
+    ax.set(xlabel="decile of predicted value (1 = highest)", ylabel="net spend", title=f"Deciles - {title}")
+    ax.set_xticks(x)
+    ax.legend(fontsize=7)
+    return _save(fig, out / "deciles.png")

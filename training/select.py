@@ -22,33 +22,40 @@ SIMPLEST_FIRST = (
     "xgboost",
     "svm",
     "neural_network",
+    "historic_rate",
+    "bgnbd_gamma_gamma",
+    "lightgbm_tweedie",
+    "xgboost_tweedie",
 )
 
 
-def choose_champion(results: list[dict], y_backtest, cfg: TrainingConfig) -> tuple[dict, dict]:
-    """The champion among the families (each result has ``name``, ``backtest`` metrics and ``p_backtest``),
-    and how it was chosen (logged with the run)."""
-    best = max(results, key=lambda r: r["backtest"][cfg.metric])  # first of equals, in training order
+def choose_champion(
+    results: list[dict], y_backtest, cfg: TrainingConfig, metric: str | None = None
+) -> tuple[dict, dict]:
+    """The champion among the families (each result has ``name``, ``backtest`` metrics and ``p_backtest``) by
+    ``metric`` (default ``cfg.metric``), and how it was chosen (logged with the run)."""
+    metric = metric or cfg.metric
+    best = max(results, key=lambda r: np.nan_to_num(r["backtest"][metric], nan=-np.inf))  # first of equals
     se = (
         paired_bootstrap_se(
             y_backtest,
             {r["name"]: r["p_backtest"] for r in results},
             best["name"],
-            cfg.metric,
+            metric,
             cfg.bootstrap_resamples,
             cfg.seed,
         )
         if cfg.champion_rule == "one_se"
         else {}
     )
-    deficit = {r["name"]: best["backtest"][cfg.metric] - r["backtest"][cfg.metric] for r in results}
+    deficit = {r["name"]: best["backtest"][metric] - r["backtest"][metric] for r in results}
     eligible = [r for r in results if r is best or deficit[r["name"]] <= se.get(r["name"], 0.0)]
     rank = {name: i for i, name in enumerate(SIMPLEST_FIRST)}
     chosen = min(eligible, key=lambda r: rank.get(r["name"], len(rank)))
     return chosen, {
         "rule": cfg.champion_rule,
         "best_on_backtest": best["name"],
-        "backtest_best": best["backtest"][cfg.metric],
+        "backtest_best": best["backtest"][metric],
         "deficit": deficit,
         "paired_se": se,
         "within": sorted((r["name"] for r in eligible), key=lambda n: rank.get(n, len(rank))),

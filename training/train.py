@@ -27,23 +27,24 @@ from models.calibration import Calibrator
 from models.families import get_family
 from models.spec import model_input
 from training.config import TrainingConfig
-from training.dataset import TaskData, prepare_task
+from training.dataset import LABELS, TaskData, prepare_task
 from training.evaluation import evaluation_artifacts, log_family, log_leaderboard, margins_over_baselines
-from training.metrics import score_metrics
+from training.metrics import ranking_metrics, task_metrics
 from training.register import model_record, register_model
 from training.select import choose_calibration, choose_champion
 from training.tune import calibration_scores, fit_family, pooled, score_origins, tune_family
 
 TEST_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_at_10", "precision_at_10")
-LEADERBOARD_COLUMNS = [
-    "family",
-    "kind",
-    "backtest_metric",
-    *(f"test_{k}" for k in TEST_METRICS),
-    "mean_roc_auc",
-    "mean_pr_auc",
-    "fit_s",
-]
+VALUE_TEST_METRICS = ("gini", "spearman", "mae", "total_error", "decile_mape")
+
+
+def test_metrics(task: str) -> tuple[str, ...]:
+    return VALUE_TEST_METRICS if task == "value" else TEST_METRICS
+
+
+def leaderboard_columns(task: str) -> list[str]:
+    ranking = [f"mean_{m}" for m in ranking_metrics(task)]
+    return ["family", "kind", "backtest_metric", *(f"test_{k}" for k in test_metrics(task)), *ranking, "fit_s"]
 
 
 @dataclass
@@ -70,31 +71,30 @@ def run_family(name: str, data: TaskData, cfg: TrainingConfig) -> dict:
     family = get_family(name)
     params = tune_family(family, data, data.plan.backtest or (data.plan.test,), cfg)
     t0 = time.perf_counter()
-    scores = score_origins(family, params, data, data.plan.origins, cfg)
+    scores = score_origins(family, params, data, data.plan.origins, cfg, cfg.tuning.backtest_max_rows)
     fit_s = (time.perf_counter() - t0) / len(scores)
     y_b, p_b = pooled(scores[:-1] or scores[-1:])
     test = scores[-1]
-    per_origin = [{"family": name, "origin": str(s.origin.as_of), **_ranking(s.y, s.p)} for s in scores]
+    metrics = task_metrics(data.task)
+    per_origin = [
+        {"family": name, "origin": str(s.origin.as_of), **{k: metrics(s.y, s.p)[k] for k in ranking_metrics(data.task)}}
+        for s in scores
+    ]
     return {
         "name": name,
         "family": family,
         "params": params,
         "scores": scores,
         "p_backtest": p_b,
-        "backtest": score_metrics(y_b, p_b),
+        "backtest": metrics(y_b, p_b),
         "p_test": test.p,
-        "test": score_metrics(test.y, test.p),
+        "test": metrics(test.y, test.p),
         "per_origin": per_origin,
         "fit_s": fit_s,
     }
 
 
-def _ranking(y, p) -> dict:
-    m = score_metrics(y, p)
-    return {"roc_auc": m["roc_auc"], "pr_auc": m["pr_auc"]}
-
-
-def _leaderboard(results: list[dict], metric: str) -> pd.DataFrame:
+def _leaderboard(results: list[dict], metric: str, task: str) -> pd.DataFrame:
     rows = []
     for r in results:
         origins = pd.DataFrame(r["per_origin"])
@@ -103,13 +103,12 @@ def _leaderboard(results: list[dict], metric: str) -> pd.DataFrame:
                 "family": r["name"],
                 "kind": "baseline" if r["family"].baseline else "model",
                 "backtest_metric": r["backtest"][metric],
-                **{f"test_{k}": r["test"][k] for k in TEST_METRICS},
-                "mean_roc_auc": origins["roc_auc"].mean(),
-                "mean_pr_auc": origins["pr_auc"].mean(),
+                **{f"test_{k}": r["test"][k] for k in test_metrics(task)},
+                **{f"mean_{m}": origins[m].mean() for m in ranking_metrics(task)},
                 "fit_s": r["fit_s"],
             }
         )
-    board = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
+    board = pd.DataFrame(rows, columns=leaderboard_columns(task))
     return board.sort_values("backtest_metric", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -124,7 +123,8 @@ def train_task(
     warnings = list(data.plan.warnings)
     for warning in warnings:
         progress(f"{task}: {warning}")
-    families = [*cfg.models, *[b for b in cfg.baselines if b not in cfg.models]]
+    families = cfg.families(task)
+    metric = cfg.metric_for(task)
     with (
         mlflow.start_run(run_name=f"train-{task}", nested=mlflow.active_run() is not None) as parent,
         tempfile.TemporaryDirectory() as tmp,
@@ -134,7 +134,7 @@ def train_task(
         mlflow.log_dict(cfg.model_dump(), "config.json")
         mlflow.log_dict(fingerprint, "dataset.json")
         mlflow.log_params({"task": task, "horizon_days": cfg.horizons[task], "plan": data.plan.describe()[:6000]})
-        mlflow.log_params({"metric": cfg.metric, "seed": cfg.seed, "grid": cfg.grid, "origins": cfg.origins})
+        mlflow.log_params({"metric": metric, "seed": cfg.seed, "grid": cfg.grid, "origins": cfg.origins})
         mlflow.log_metrics({"rows": fingerprint["rows"], "rate": fingerprint["rate"]})
 
         results = []
@@ -142,17 +142,21 @@ def train_task(
             progress(f"{task}: {name}")
             results.append(run_family(name, data, cfg))
             log_family(results[-1])
-        board = _leaderboard(results, cfg.metric)
+        board = _leaderboard(results, metric, task)
         y_backtest, _ = pooled(results[0]["scores"][:-1] or results[0]["scores"][-1:])
-        champion, selection = choose_champion(results, y_backtest, cfg)
+        champion, selection = choose_champion(results, y_backtest, cfg, metric)
         mlflow.log_dict(selection, "selection.json")
         mlflow.log_metrics({f"selection_paired_se_{k}": v for k, v in selection["paired_se"].items()})
 
         scores = champion["scores"]
-        calibrators = calibration_scores(champion["family"], champion["params"], scores, data, cfg)
-        pairs = [(c, s) for c, s in zip(calibrators[:-1], scores[:-1], strict=True) if c is not None]
-        method, losses = choose_calibration(pairs, cfg)
-        test, fit_on = scores[-1], calibrators[-1]
+        test = scores[-1]
+        if task == "value":  # an amount, not a probability: nothing to calibrate
+            method, losses, fit_on = "none", {}, test
+        else:
+            calibrators = calibration_scores(champion["family"], champion["params"], scores, data, cfg)
+            pairs = [(c, s) for c, s in zip(calibrators[:-1], scores[:-1], strict=True) if c is not None]
+            method, losses = choose_calibration(pairs, cfg)
+            fit_on = calibrators[-1]
         if fit_on is None:  # as deployed is impossible: calibrate on the latest earlier origin, and say so
             fit_on = scores[-2] if len(scores) > 1 else test
             warnings.append(
@@ -160,14 +164,14 @@ def train_task(
                 f"calibrator fitted on {fit_on.origin.as_of}, whose labels end after it (optimistic)."
             )
             progress(f"{task}: {warnings[-1]}")
-        p_cal = Calibrator(method).fit(fit_on.p, fit_on.y).predict(test.p)
+        p_cal = test.p if task == "value" else Calibrator(method).fit(fit_on.p, fit_on.y).predict(test.p)
         mlflow.log_param("test_calibration_cutoff", str(fit_on.origin.as_of))
-        champion_test = score_metrics(test.y, p_cal)
+        champion_test = task_metrics(task)(test.y, p_cal)
         mlflow.log_metrics({f"champion_test_{k}": v for k, v in champion_test.items() if np.isfinite(v)})
         mlflow.log_metrics({f"calibration_log_loss_{k}": v for k, v in losses.items()})
         mlflow.set_tags({"champion": champion["name"], "best_on_backtest": selection["best_on_backtest"]})
         mlflow.set_tags({"task": task, "calibration": method})
-        margins, margin_se, mean_margins = margins_over_baselines(champion, p_cal, test.y, results, cfg)
+        margins, margin_se, mean_margins = margins_over_baselines(champion, p_cal, test.y, results, cfg, task)
         mlflow.log_metrics({f"margin_vs_{k}": v for k, v in margins.items()})
         mlflow.log_metrics({f"margin_se_vs_{k}": v for k, v in margin_se.items()})
         mlflow.log_metrics({f"mean_margin_vs_{k}": v for k, v in mean_margins.items()})
@@ -184,7 +188,8 @@ def train_task(
         if register:
             progress(f"{task}: refitting {champion['name']} on {len(data.plan.refit)} cutoffs")
             refit = fit_family(champion["family"], champion["params"], data, data.plan.refit, cfg)
-            calibrator = Calibrator(method).fit(test.p, test.y)  # the latest closed window, scored out of time
+            # the latest closed window, scored out of time (an amount is not calibrated)
+            calibrator = None if task == "value" else Calibrator(method).fit(test.p, test.y)
             record = model_record(data, champion["name"], method, cfg, champion_test)
             version = register_model(refit, calibrator, record, data)
         return TaskResult(
@@ -213,9 +218,10 @@ def evaluate_registered(log: TransactionLog, task: str, as_of: date, version: in
     model = load_model(task, version)  # its own horizon and population, whatever the config says now
     horizons = Horizons(model.horizon_days, model.horizon_days, model.lookback_days)
     table = build_training_table(log.table, [as_of], horizons)
-    if table.empty or table[task].nunique() < 2:
+    label = LABELS[task]
+    if table.empty or table[label].nunique() < 2:
         raise PropensityError(
-            f"The cutoff {as_of} has {len(table)} customers and a single {task} class: nothing to evaluate."
+            f"The cutoff {as_of} has {len(table)} customers and a single {task} label value: nothing to evaluate."
         )
     p = model.predict_proba(model_input(table, model.feature_spec))
-    return score_metrics(table[task].to_numpy(), p)
+    return task_metrics(task)(table[label].to_numpy(), p)

@@ -3,7 +3,8 @@
 A seeded TPE sampler and a trial count bound each search (a wall-clock timeout is optional and off
 by default), so a rerun gives the same parameters whatever the machine's load. Trials fit on at most
 ``tuning.max_rows`` training rows (a seeded stratified subsample), so the cost of a search stops growing
-with the log; the chosen parameters are then fitted on every row.
+with the log; the chosen parameters are then fitted at every origin on at most ``tuning.backtest_max_rows``
+rows (the leaderboard), and the champion's refit takes every row.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from models.families import Family
 from training.backtest import Origin
 from training.config import TrainingConfig
 from training.dataset import TaskData
-from training.metrics import score_metrics
+from training.metrics import task_metrics
 
 
 @dataclass
@@ -33,7 +34,9 @@ class OriginScores:
 
 def fixed_params(family: Family, task: str, cfg: TrainingConfig) -> dict:
     """The parameters of an untuned family (the BG/NBD baseline needs the horizon and the target)."""
-    return {"horizon_days": cfg.horizons[task], "target": task} if family.name == "bgnbd" else {}
+    if family.name == "bgnbd":
+        return {"horizon_days": cfg.horizons[task], "target": task}
+    return {"horizon_days": cfg.horizons[task]} if family.kind == "value" and not family.tuned else {}
 
 
 def fit_family(family: Family, params: dict, data: TaskData, cutoffs, cfg: TrainingConfig, max_rows: int | None = None):
@@ -42,9 +45,18 @@ def fit_family(family: Family, params: dict, data: TaskData, cutoffs, cfg: Train
     X, y = data.xy(cutoffs)
     if family.name == "svm":
         max_rows = min(max_rows or cfg.svm_max_rows, cfg.svm_max_rows)
+    binary = family.kind == "binary"
     if max_rows and len(y) > max_rows:
-        X, _, y, _ = train_test_split(X, y, train_size=max_rows, stratify=y, random_state=cfg.seed)
+        strata = y if binary else y > 0  # value: as many buyers in the subsample as in the rows
+        X, _, y, _ = train_test_split(X, y, train_size=max_rows, stratify=strata, random_state=cfg.seed)
+    if not binary:  # net spend below zero (more returned than bought in the window) is learned as zero
+        y = np.maximum(y, 0.0)
     return family.build(data.spec, params, cfg.seed).fit(X, y)
+
+
+def predict(model, X) -> np.ndarray:
+    """A fitted family's score: the probability of the positive class, or the predicted amount."""
+    return model.predict_proba(X)[:, 1] if hasattr(model, "predict_proba") else model.predict(X)
 
 
 def score_origins(
@@ -55,7 +67,7 @@ def score_origins(
     for origin in origins:
         model = fit_family(family, params, data, origin.train, cfg, max_rows)
         X, y = data.xy(origin.as_of)
-        out.append(OriginScores(origin, y, model.predict_proba(X)[:, 1], model))
+        out.append(OriginScores(origin, y, predict(model, X), model))
     return out
 
 
@@ -67,7 +79,7 @@ def calibration_scores(family: Family, params: dict, scores: list[OriginScores],
     for s in scores:
         origin = data.plan.calibration_origin(s.origin)
         if origin is not None and origin not in by_cutoff:
-            by_cutoff[origin] = score_origins(family, params, data, [origin], cfg)[0]
+            by_cutoff[origin] = score_origins(family, params, data, [origin], cfg, cfg.tuning.backtest_max_rows)[0]
         out.append(by_cutoff.get(origin))
     return out
 
@@ -85,7 +97,7 @@ def tune_family(family: Family, data: TaskData, origins, cfg: TrainingConfig, lo
     def objective(trial: optuna.Trial) -> float:
         params = family.space(trial)
         scores = score_origins(family, params, data, origins, cfg, cfg.tuning.max_rows)  # trials: bounded rows
-        score = score_metrics(*pooled(scores))[cfg.metric]
+        score = task_metrics(data.task)(*pooled(scores))[cfg.metric_for(data.task)]
         if log_trials:
             with mlflow.start_run(run_name=f"{family.name}-trial-{trial.number}", nested=True):
                 mlflow.log_params(params)

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from features.errors import PropensityError
 from features.store import connect_store, store_path
 
-API_COLUMNS = ["p_churn", "p_purchase", "expected_value", "value_at_risk"]
+API_COLUMNS = ["p_churn", "p_purchase", "predicted_value", "expected_value", "value_at_risk"]
 SEGMENT_COLUMNS = [
     "rfm_segment",
     "rfm_code",
@@ -202,7 +202,10 @@ def test_stored_customer_risk_list_model_and_health(client, trained_store):
     assert status["customers"] == len(client.app.state.service.scores) and set(status["models"]) == {
         "churn",
         "purchase",
+        "value",
     }
+    assert card["value"]["horizon_days"] == 90 and card["value"]["family"] in ("lightgbm_tweedie", "bgnbd_gamma_gamma")
+    assert got.json()["predicted_value"] >= 0 and got.json()["expected_value"] is not None
     assert "/score" in client.get("/openapi.json").json()["paths"]
 
 

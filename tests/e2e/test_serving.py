@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -35,6 +36,23 @@ def test_scores_are_ranked_by_value_at_risk_with_segments_and_actions(scored):
     assert (scores["value_at_risk"] <= scores["expected_value"] + 1e-9).all()
     assert scores["rfm_segment"].notna().all() and scores["action"].notna().all()
     assert (scores["as_of"] == pd.Timestamp(as_of)).all()
+
+
+def test_value_comes_from_the_value_model_as_clv(scored):
+    from features.build import build_features
+    from models.spec import model_input
+    from models.value import clv
+    from serving.value import load_value_settings
+
+    log, models, as_of, scores, _ = scored
+    assert models.value is not None and models.value.horizon_days == 90
+
+    features = build_features(log.table, [as_of], models.lookback_days).set_index("customer_id")
+    features = features.loc[scores["customer_id"]].reset_index()
+    spend = np.maximum(models.value.predict_proba(model_input(features, models.value.feature_spec)), 0)
+    np.testing.assert_allclose(scores["predicted_value"], spend, rtol=1e-9)
+    np.testing.assert_allclose(scores["expected_value"], clv(spend, 90, load_value_settings()), rtol=1e-9)
+    assert scores["predicted_value"].std() > 0
 
 
 def test_risk_list_filters_and_sorts(scored):

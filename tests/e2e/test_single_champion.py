@@ -17,7 +17,8 @@ def registry(trained_store):
     point_mlflow_at(trained_store)
     client = MlflowClient()
     versions = {
-        t: client.get_model_version_by_alias(f"propensity-{t}", "champion").version for t in ("churn", "purchase")
+        t: client.get_model_version_by_alias(f"propensity-{t}", "champion").version
+        for t in ("churn", "purchase", "value")
     }
 
     def only(task: str | None):
@@ -34,12 +35,24 @@ def registry(trained_store):
 
 
 def test_churn_only_scores_rank_by_value_at_risk_and_report(registry, trained_store):
+    from features.build import build_features
+    from features.store import store_path
+    from features.transactions import open_store_log
+    from models.value import clv, historic_rate
     from serving.jobs import report_store, score_store, stored_scores
+    from serving.value import NO_VALUE_MODEL, load_value_settings
 
     registry("churn")
     result = score_store(trained_store, reasons_share=0.2)
     scores = stored_scores(trained_store)
     assert len(scores) > 100
+    # without a value model: CLV from the historic net spend rate over the churn horizon, and a warning that says so
+    assert result.manifest["warnings"] == [NO_VALUE_MODEL]
+    with open_store_log(store_path(trained_store)) as log:
+        features = build_features(log.table, [scores["as_of"].iloc[0].date()], 365).set_index("customer_id")
+    features = features.loc[scores["customer_id"]]
+    np.testing.assert_allclose(scores["predicted_value"], historic_rate(features, 90), rtol=1e-9)
+    np.testing.assert_allclose(scores["expected_value"], clv(historic_rate(features, 90), 90, load_value_settings()))
     assert scores["p_purchase"].isna().all() and scores["p_churn"].between(0, 1).all()
     assert scores["value_at_risk"].is_monotonic_decreasing
     assert set(result.manifest["models"]) == {"churn"}

@@ -178,7 +178,8 @@ def test_spark_scoring_matches_batch_scoring(spark, trained_store, tmp_path, sha
     spark_scores = read_spark_scores(tmp_path / "scores", as_of)
     assert result["customers"] == len(batch) == len(spark_scores)
     assert spark_scores["customer_id"].tolist() == batch["customer_id"].tolist()
-    for column in ("p_churn", "p_purchase", "expected_value", "value_at_risk"):
+    assert models.value is not None  # the value model's columns too
+    for column in ("p_churn", "p_purchase", "predicted_value", "expected_value", "value_at_risk"):
         np.testing.assert_allclose(spark_scores[column], batch[column], rtol=1e-9, err_msg=column)
     for column in (
         "rfm_segment",

@@ -1,0 +1,35 @@
+"""Value in scoring: the CLV settings (serving/config/value.yaml) and the predicted spend CLV is computed from."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from models.value import ValueSettings, historic_rate
+
+
+@cache
+def load_value_settings() -> ValueSettings:
+    """How predicted spend becomes CLV: serving/config/value.yaml (margin, discount rate, duration, cost)."""
+    from features.errors import validated
+
+    data = yaml.safe_load(resources.files("serving").joinpath("config/value.yaml").read_text()) or {}
+    return validated(ValueSettings, data, "serving/config/value.yaml is")
+
+
+NO_VALUE_MODEL = (
+    "No value model is registered: CLV and value at risk use the historic net spend rate (train one with "
+    "`propensity train --task value`)."
+)
+
+
+def predicted_value(features: pd.DataFrame, X: pd.DataFrame, models) -> tuple[np.ndarray, int]:
+    """Net spend predicted over a horizon, and that horizon: the value model's, else the historic rate's (over the
+    lead model's horizon)."""
+    if models.value is not None:
+        return np.maximum(models.value.predict_proba(X), 0.0), models.value.horizon_days
+    return historic_rate(features, models.lead.horizon_days), models.lead.horizon_days
