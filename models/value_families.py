@@ -46,20 +46,8 @@ def _boosting_space(t, leaves: bool) -> dict:
 VALUE_FAMILIES: dict[str, Family] = {
     "lightgbm_tweedie": Family("lightgbm_tweedie", _lgbm_value, lambda t: _boosting_space(t, True), kind="value"),
     "xgboost_tweedie": Family("xgboost_tweedie", _xgb_value, lambda t: _boosting_space(t, False), kind="value"),
-    "historic_rate": Family(
-        "historic_rate",
-        lambda spec, p, seed: HistoricRate(p["horizon_days"]),
-        lambda t: {},
-        baseline=True,
-        tuned=False,
-        kind="value",
-    ),
-    "bgnbd_gamma_gamma": Family(
-        "bgnbd_gamma_gamma",
-        lambda spec, p, seed: BGNBDGammaGamma(p["horizon_days"]),
-        lambda t: {},
-        baseline=True,
-        tuned=False,
-        kind="value",
-    ),
+    **{
+        name: Family(name, lambda spec, p, seed, e=estimator: e(p["horizon_days"]), lambda t: {}, True, False, "value")
+        for name, estimator in (("historic_rate", HistoricRate), ("bgnbd_gamma_gamma", BGNBDGammaGamma))
+    },
 }

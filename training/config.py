@@ -60,18 +60,12 @@ class TrainingConfig(_Strict):
             raise ValueError(f"unknown model family {unknown[0]!r}; known: {', '.join(known)}")
         return names
 
-    @field_validator("value_metric")
+    @field_validator("metric", "value_metric")
     @classmethod
-    def _value_metric(cls, value):
-        if value not in VALUE_METRICS:
-            raise ValueError(f"must be one of {VALUE_METRICS}")
-        return value
-
-    @field_validator("metric")
-    @classmethod
-    def _metric(cls, value):
-        if value not in METRICS:
-            raise ValueError(f"must be one of {METRICS}")
+    def _metric(cls, value, info):
+        allowed = VALUE_METRICS if info.field_name == "value_metric" else METRICS
+        if value not in allowed:
+            raise ValueError(f"must be one of {allowed}")
         return value
 
     @field_validator("horizons")
