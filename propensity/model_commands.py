@@ -35,7 +35,7 @@ def train(
     with console.status("Training...") as status:
         results, uri = train_store(data_dir, task.names(), cfg, progress=lambda m: status.update(f"Training {m}..."))
     for result in results:
-        print_leaderboard(result, cfg.metric_for(result.task))
+        print_leaderboard(result)
     out.print(f"Runs and models live in {uri} (browse: mlflow ui --backend-store-uri {uri}).")
 
 

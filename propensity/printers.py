@@ -52,7 +52,8 @@ VALUE_LEADERBOARD = (
 )
 
 
-def print_leaderboard(result, metric: str) -> None:
+def print_leaderboard(result) -> None:
+    metric = result.metric
     title = (
         f"{result.task}: leaderboard (* = champion; backtest {metric} on the earlier origins chooses; "
         "test = the untouched latest origin; mean = over every origin)"

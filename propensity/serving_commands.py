@@ -149,7 +149,7 @@ def run(
         f"Features: {result.rows:,} customer-cutoff rows over {result.cutoffs} monthly cutoffs -> {result.features}"
     )
     for task_result in result.training:
-        print_leaderboard(task_result, "pr_auc")
+        print_leaderboard(task_result)
     if result.tracking_uri:
         uri = result.tracking_uri
         out.print(f"Runs and registered models: {uri} (browse: mlflow ui --backend-store-uri {uri})")

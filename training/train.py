@@ -64,6 +64,7 @@ class TaskResult:
     warnings: tuple[str, ...] = ()
     plan: str = ""
     test_predictions: pd.DataFrame = field(default_factory=pd.DataFrame)  # y and the calibrated p on the test origin
+    metric: str = "pr_auc"  # what chose the champion on the backtest
 
 
 def run_family(name: str, data: TaskData, cfg: TrainingConfig) -> dict:
@@ -208,6 +209,7 @@ def train_task(
             tuple(warnings),
             data.plan.describe(),
             pd.DataFrame({"y": test.y, "p": p_cal}),
+            metric,
         )
 
 
