@@ -97,7 +97,7 @@ def risk_list_command(
     top: Annotated[int, typer.Option(help="How many customers.", min=1)] = 100,
     by: Annotated[RankBy, typer.Option(help="Rank by risk or value at risk.")] = RankBy.value_at_risk,
     segment: Annotated[list[str] | None, typer.Option(help="Only these RFM segments (repeatable).")] = None,
-    min_value: Annotated[float, typer.Option(help="Only customers with at least this expected value.")] = 0.0,
+    min_value: Annotated[float, typer.Option(help="Only customers with at least this CLV (expected_value).")] = 0.0,
     as_of: AsOf = None,
     data_dir: DataDir = None,
 ):

@@ -3,7 +3,7 @@
 A contact retains a would-be churner with probability ``success_rate`` (the campaign's uplift on
 churners, which the retention team knows from past campaigns; 0.2 by default). Contacting customer
 i is then worth ``p_churn_i x success_rate x value_i - cost_per_contact``, where ``value_i`` is the
-customer's expected value or a flat ``value_per_save``. The gains are independent, so the best list
+customer's CLV (``expected_value``) or a flat ``value_per_save``. The gains are independent, so the best list
 under a budget of N contacts is the N largest positive gains, and with no cap it is every customer
 whose gain is positive.
 """
