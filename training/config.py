@@ -24,7 +24,7 @@ class _Strict(BaseModel):
 class Tuning(_Strict):
     n_trials: int = 12
     timeout_s: float | None = None  # None: the trial count alone bounds a search, so results do not depend on load
-    max_rows: int | None = Field(50_000, ge=1000)  # a trial fits on at most this many training rows (None: all)
+    max_rows: int | None = Field(20_000, ge=1000)  # a trial fits on at most this many training rows (None: all)
     # each family's fit at each backtest origin (the leaderboard, calibration) takes at most this many (None: all);
     # the champion's refit always takes every row
     backtest_max_rows: int | None = Field(100_000, ge=1000)
