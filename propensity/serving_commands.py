@@ -123,7 +123,8 @@ def target(
 
     plan = write_contact_list(out_file, data_dir, as_of, budget, cost_per_contact, value_per_save, success_rate)
     out.print(
-        f"{plan.contacts:,} contacts -> {out_file}: cost {plan.cost:,.0f}, expected saves {plan.expected_saves:,.1f}, "
+        f"{plan.contacts:,} contacts -> {out_file}: cost {plan.cost:,.0f}, expected churners reached "
+        f"{plan.expected_churners:,.1f}, expected saves {plan.expected_saves:,.1f}, "
         f"expected value saved {plan.expected_value_saved:,.0f}, expected net {plan.expected_net:,.0f} "
         f"(success rate {plan.success_rate:.0%})."
     )

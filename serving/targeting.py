@@ -28,6 +28,7 @@ class Plan:
     expected_value_saved: float
     expected_net: float
     success_rate: float
+    expected_churners: float = 0.0  # sum of P(churn) over the contacts: would-be churners the list reaches
 
 
 def plan_contacts(
@@ -70,5 +71,6 @@ def plan_contacts(
         expected_value_saved=float(chosen["expected_value_saved"].sum()),
         expected_net=float(np.sum(chosen["expected_gain"])),
         success_rate=success_rate,
+        expected_churners=float(chosen["p_churn"].sum()),
     )
     return chosen, plan

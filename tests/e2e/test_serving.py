@@ -121,6 +121,7 @@ def test_budgeted_targeting_picks_the_largest_expected_gains():
     chosen, plan = plan_contacts(scores, budget=2, success_rate=0.5)
     assert chosen["customer_id"].tolist() == ["b", "c"]  # 250 and 250 beat a's 45
     assert plan.expected_value_saved == pytest.approx(500.0) and plan.expected_saves == pytest.approx(0.3)
+    assert plan.expected_churners == pytest.approx(0.6)  # 0.5 + 0.1 would-be churners among b and c
     # With a cost per contact only the contacts worth it are kept: gains 250-40, 250-40, 45-40 (d: 4-40, e: 7.5-40).
     chosen, plan = plan_contacts(scores, cost_per_contact=40.0, success_rate=0.5)
     assert (
