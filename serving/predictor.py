@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 import numpy as np
@@ -65,8 +65,9 @@ class Models:
         """The scored column the ranking sorts on: value at risk, or P(purchase) without a churn model."""
         return "value_at_risk" if self.churn else "p_purchase"
 
-    @property
+    @cached_property
     def feature_spec(self) -> FeatureSpec:
+        """Every column any champion takes (computed once: the REST service asks on every request)."""
         return FeatureSpec.union(*(m.feature_spec for m in self.present))
 
     @property
@@ -169,7 +170,7 @@ def score_features(
     spend, horizon_days = predicted_value(features, X, models)
     value = clv(spend, horizon_days, load_value_settings())
     at_risk = p_churn * value
-    ranked_by = at_risk if models.churn else p_purchase  # without a churn model: likeliest buyers first
+    ranked_by = {"value_at_risk": at_risk, "p_purchase": p_purchase}[models.ranked_by]
     ids = features["customer_id"].array
     order = np.lexsort((np.asarray(ids, dtype=object), -ranked_by))  # descending (missing last), then id
     segments = assign_segments(features, rules, reference, keys=False)

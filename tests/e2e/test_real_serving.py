@@ -20,10 +20,11 @@ def test_uci_risk_deciles_are_monotone_at_the_top_and_the_report_is_written(tmp_
     n = deciles["customers"].to_numpy()
     assert len(deciles) == 10 and n.sum() == len(result["labelled"].scores)
     assert churn[0] == churn.max() and churn[0] > 2 * churn[-1]  # the riskiest decile churns most
-    # Monotone at the top: realised churn falls from each of the top three deciles to the next. (With the
-    # one-SE champion rule, logistic regression, it falls across all ten; deciles 3 and 4 differ by one
-    # customer, so the test does not lean on that step. See BENCHMARKS.md.)
-    assert all(churn[i] > churn[i + 1] for i in range(2)) and churn[2] >= churn[3]
+    # Monotone by quintile: realised churn falls from each pair of deciles to the next. Adjacent deciles (~330
+    # customers, SE ~0.026) may swap by a few customers: since cb85072 the random forest champion's deciles 2 and
+    # 3 churned 0.648 and 0.657. A rise beyond noise is what the next line refuses.
+    quintiles = (churn * n).reshape(5, 2).sum(axis=1) / n.reshape(5, 2).sum(axis=1)
+    assert all(quintiles[i] > quintiles[i + 1] for i in range(4)), quintiles
     se = np.sqrt(churn * (1 - churn) / n)
     assert all(churn[i + 1] - churn[i] < 2 * np.hypot(se[i], se[i + 1]) for i in range(9))  # nowhere a real rise
     assert churn[:3].mean() > churn[3:6].mean() > churn[6:].mean()
