@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import sys
 
-from rich.markup import escape
-
 from features.errors import PropensityError
 from propensity import data_commands, model_commands, serving_commands  # noqa: F401 - they register the commands
 from propensity.app import app
@@ -17,6 +15,8 @@ def main() -> None:
     try:
         app()
     except PropensityError as exc:
+        from rich.markup import escape
+
         console.print("[bold red]Error:[/] " + escape(str(exc)), highlight=False, soft_wrap=True)
         sys.exit(2)
 

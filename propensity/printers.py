@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import sys
 
-from rich.console import Console
-from rich.table import Table
 
-out = Console() if sys.stdout.isatty() else Console(width=200)  # logs and pipes get whole tables
-console = Console(stderr=True)  # progress and errors
+class _LazyConsole:
+    """A Rich console made on first use, so that importing the CLI (``--help``) does not import Rich."""
+
+    def __init__(self, **options):
+        self._options, self._console = options, None
+
+    def __getattr__(self, name):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+out = _LazyConsole() if sys.stdout.isatty() else _LazyConsole(width=200)  # logs and pipes get whole tables
+console = _LazyConsole(stderr=True)  # progress and errors
+
+
+def Table(**options):  # noqa: N802 - stands for rich.table.Table, imported when a table is printed
+    from rich.table import Table as RichTable
+
+    return RichTable(**options)
 
 
 def print_validation(report, title: str) -> None:
