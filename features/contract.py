@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -22,7 +23,10 @@ class ColumnMapping(BaseModel):
 
     Each entry is a name or a list of alternative spellings (the first present wins). ``ts_format``
     is a strptime format for text timestamps (e.g. ``%Y%m%d``); without it common ISO-like forms
-    are parsed. Invoices whose id starts with ``cancellation_prefix`` are returns.
+    are parsed. Invoices whose id starts with ``cancellation_prefix`` are returns. ``decimal`` is the
+    decimal separator of text numbers (``","``: ``2,55`` and ``1.234,50``). Identical lines are
+    duplicates when the log has invoice ids; without them two identical purchases on one day are
+    plausible, so they are kept (and counted) unless ``duplicates_without_invoice`` is ``quarantine``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -38,6 +42,8 @@ class ColumnMapping(BaseModel):
     channel: list[str] | None = None
     ts_format: str | None = None
     cancellation_prefix: str | None = None
+    decimal: Literal[".", ","] = "."
+    duplicates_without_invoice: Literal["keep", "quarantine"] = "keep"
 
     @field_validator(*CANONICAL, mode="before")
     @classmethod

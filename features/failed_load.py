@@ -19,14 +19,22 @@ HINTS = {
 }
 
 
-def refuse_a_failed_load(con, columns: dict[str, str], share: float) -> None:
+def refuse_a_failed_load(con, columns: dict[str, str], share: float, malformed: int = 0) -> None:
     total, accepted = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE __reason IS NULL) FROM classified"
     ).fetchone()
+    total += malformed
     if total and accepted >= share * total:
         return
     if not total:
         raise PropensityError("The source holds no rows: nothing was loaded.")
+    if malformed * 2 >= total - accepted:
+        line, text = con.execute("SELECT line, raw_line FROM raw_source_malformed ORDER BY line LIMIT 1").fetchone()
+        raise PropensityError(
+            f"Only {accepted:,} of {total:,} records are valid; {malformed:,} do not split into the header's "
+            f"columns, the first on line {line} ({text[:80]!r}). Nothing was loaded: check the delimiter "
+            "(--delimiter) and the quoting."
+        )
     reason, n = con.execute(
         "SELECT __reason, count(*) FROM classified WHERE __reason IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
     ).fetchone()

@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 
 from features.errors import PropensityError
+from features.sqltext import duckdb_identifier
+from features.sqltext import sql_string as _sql_str
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xls"}
@@ -29,16 +31,17 @@ class Source:
     table: str | None = None
     query: str | None = None
     delimiter: str | None = None
-    sheet: str | int | None = None
+    sheet: str | None = None
+    encoding: str | None = None
     frame: object = None
 
 
-def _sql_str(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
 def register_source(con: duckdb.DuckDBPyConnection, source: Source, name: str = "raw_source") -> list[str]:
-    """Create a view ``name`` over the source on ``con``; return its column names."""
+    """Create a view ``name`` over the source on ``con``; return its column names.
+
+    The table ``<name>_malformed`` (line, raw_line) holds the records of a text file that did not
+    split into its columns (empty for other sources)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_malformed (line BIGINT, raw_line VARCHAR)")
     if source.frame is not None:
         con.register(f"{name}_frame", source.frame)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_frame")
@@ -47,21 +50,18 @@ def register_source(con: duckdb.DuckDBPyConnection, source: Source, name: str = 
     if not path.exists():
         raise PropensityError(f"The source file {path} does not exist.")
     suffix = path.suffix.lower()
+    if suffix == ".gz" and Path(path.stem).suffix.lower() in CSV_SUFFIXES:
+        suffix = Path(path.stem).suffix.lower()
     try:
         if suffix in CSV_SUFFIXES:
-            opts = ["header=true", "all_varchar=true"]
-            if source.delimiter:
-                opts.append(f"delim={_sql_str(source.delimiter)}")
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_csv({_sql_str(path)}, {', '.join(opts)})"
-            )
+            from features.text_source import register_text
+
+            return register_text(con, path, source.delimiter, source.encoding, name)
         elif suffix == ".parquet" or path.is_dir():
             glob = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({_sql_str(glob)})")
         elif suffix in EXCEL_SUFFIXES:
-            import pandas as pd
-
-            frame = pd.read_excel(path, sheet_name=source.sheet or 0, dtype=str)
+            frame = read_workbook(path, source.sheet)
             con.register(f"{name}_frame", frame)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_frame")
         elif suffix in DUCKDB_SUFFIXES:
@@ -86,9 +86,43 @@ def register_source(con: duckdb.DuckDBPyConnection, source: Source, name: str = 
     except PropensityError:
         raise
     except (duckdb.Error, OSError, ValueError) as exc:
+        if "not utf-8 encoded" in str(exc) or "Invalid unicode" in str(exc):
+            raise PropensityError(
+                f"Cannot read {path}: it is not UTF-8 text; give its encoding, e.g. --encoding latin-1."
+            ) from None
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PropensityError(f"Cannot read {path}: {first_line}") from None
 
 
-def duckdb_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def read_workbook(path: Path, sheet: str | None):
+    """An Excel sheet as text, or, without ``sheet``, every sheet with data when they share one header.
+
+    A workbook whose data sheets have different headers is refused, naming them, so that no sheet is
+    silently left out; the same column name twice in a header is refused too."""
+    import pandas as pd
+
+    sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=str)
+    if sheet is not None:
+        if sheet not in sheets:
+            raise PropensityError(f"{path} has no sheet {sheet!r}; its sheets are {list(sheets)}.")
+        sheets = {sheet: sheets[sheet]}
+    with_data = {k: v.dropna(how="all").dropna(axis=1, how="all") for k, v in sheets.items()}
+    with_data = {k: v for k, v in with_data.items() if not v.empty}
+    if not with_data:
+        raise PropensityError(f"{path} holds no data on {'sheet ' + repr(sheet) if sheet else 'any sheet'}.")
+    headers = {k: [str(x).strip() for x in v.iloc[0]] for k, v in with_data.items()}
+    first = next(iter(headers))
+    others = [k for k, h in headers.items() if h != headers[first]]
+    if others:
+        raise PropensityError(
+            f"{path} has data on sheets with different headers ({', '.join(map(repr, with_data))}); "
+            "say which one to read with --sheet NAME (sheets that share the first one's header are read together)."
+        )
+    twice = sorted({n for n in headers[first] if headers[first].count(n) > 1})
+    if twice:
+        raise PropensityError(
+            f"Cannot read {path}: the header names the column {twice[0]!r} twice "
+            f"(columns: {headers[first]}); rename one so that each column has one meaning."
+        )
+    frames = [v.iloc[1:].set_axis(headers[first], axis=1) for v in with_data.values()]
+    return pd.concat(frames, ignore_index=True)

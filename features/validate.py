@@ -16,6 +16,7 @@ import duckdb
 from features.contract import CATEGORICALS, ColumnMapping
 from features.errors import PropensityError
 from features.failed_load import refuse_a_failed_load
+from features.parsing import number_expr, text_expr, ts_expr
 from features.sources import Source, _sql_str, duckdb_identifier, register_source
 
 # Reasons in the order they are checked; a row is quarantined for the first that applies.
@@ -32,6 +33,7 @@ REASONS = {
     "zero_amount": "the amount is zero",
     "implausible_amount": "the line's value or quantity is 1e9 or more in size (a typo: sums could not stay exact)",
     "duplicate_line": "the line is an exact duplicate of an earlier line",
+    "malformed_row": "the record does not split into the header's columns (too few or too many fields)",
 }
 
 
@@ -45,45 +47,21 @@ class ValidationReport:
     first_ts: datetime | None = None
     last_ts: datetime | None = None
     returns: int = 0
+    identical_lines_kept: int = 0  # without invoice ids: lines identical to an earlier one, kept as purchases
 
 
-# Whitespace policy, the same for every id and text read (files and REST): leading and trailing Unicode
-# whitespace and separators (tabs, no-break and ideographic spaces) and zero-width characters are removed.
-_EDGE = r"[\s\p{Z}\x{200B}-\x{200D}\x{2060}\x{FEFF}]+"
-# A time of day followed by a UTC offset or Z: converted to UTC. Values without one are taken as UTC already.
-_OFFSET = r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$"
-
-
-def _text(col: str) -> str:
-    return f"NULLIF(regexp_replace(CAST({duckdb_identifier(col)} AS VARCHAR), '^{_EDGE}|{_EDGE}$', '', 'g'), '')"
-
-
-def _ts_expr(col: str, col_type: str, ts_format: str | None) -> str:
-    q = duckdb_identifier(col)
-    upper = col_type.upper()
-    if upper.startswith("TIMESTAMP WITH TIME ZONE") or upper == "TIMESTAMPTZ":
-        return f"CAST(timezone('UTC', {q}) AS TIMESTAMP)"
-    if upper.startswith("TIMESTAMP") or upper == "DATE":
-        return f"CAST({q} AS TIMESTAMP)"
-    if ts_format:
-        return f"CAST(try_strptime({_text(col)}, {_sql_str(ts_format)}) AS TIMESTAMP)"
-    text = _text(col)
-    with_offset = f"CAST(timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ)) AS TIMESTAMP)"
-    return f"CASE WHEN regexp_matches({text}, '{_OFFSET}') THEN {with_offset} ELSE TRY_CAST({text} AS TIMESTAMP) END"
-
-
-def _classify_sql(columns: dict[str, str], types: dict[str, str], mapping: ColumnMapping, now: datetime) -> str:
+def _classify_sql(columns: dict[str, str], types: dict[str, str], mapping: ColumnMapping, now: datetime, keep) -> str:
     """SQL that types every raw row and gives it a reason (NULL when valid)."""
     c = columns
-    cust = f"NULLIF(regexp_replace({_text(c['customer_id'])}, '\\.0+$', ''), '')"
-    typed = [f"{cust} AS __customer_id", f"{_ts_expr(c['ts'], types[c['ts']], mapping.ts_format)} AS __ts"]
+    cust = f"NULLIF(regexp_replace({text_expr(c['customer_id'])}, '\\.0+$', ''), '')"
+    typed = [f"{cust} AS __customer_id", f"{ts_expr(c['ts'], types[c['ts']], mapping.ts_format)} AS __ts"]
     for num in ("quantity", "unit_price", "amount"):
         if num in c:
-            typed.append(f"TRY_CAST({_text(c[num])} AS DOUBLE) AS __{num}")
-    typed.append(f"{_text(c['invoice_id'])} AS __invoice" if "invoice_id" in c else "NULL::VARCHAR AS __invoice")
+            typed.append(f"{number_expr(c[num], mapping.decimal)} AS __{num}")
+    typed.append(f"{text_expr(c['invoice_id'])} AS __invoice" if "invoice_id" in c else "NULL::VARCHAR AS __invoice")
     for opt in ("product_id",) + CATEGORICALS:
         if opt in c:
-            typed.append(f"{_text(c[opt])} AS __{opt}")
+            typed.append(f"{text_expr(c[opt])} AS __{opt}")
 
     checks = [
         ("missing_customer_id", "__customer_id IS NULL"),
@@ -104,11 +82,14 @@ def _classify_sql(columns: dict[str, str], types: dict[str, str], mapping: Colum
     if "quantity" in c:
         too_big.append(f"abs(__quantity) >= {MAX_LINE_MAGNITUDE:.0f}")
     checks.append(("implausible_amount", " OR ".join(too_big)))
-    checks.append(("duplicate_line", "__dup > 1"))
+    if "invoice_id" in c or mapping.duplicates_without_invoice == "quarantine":
+        checks.append(("duplicate_line", "__dup > 1"))
     reason = "CASE " + " ".join(f"WHEN {cond} THEN '{name}'" for name, cond in checks) + " END"
-    raw_cols = ", ".join(duckdb_identifier(col) for col in types)
+    # A duplicate is the same in every column the contract reads (and the kept ones): a file's other
+    # columns, thousands of them perhaps, neither make two lines different nor cost the check memory.
+    raw_cols = ", ".join(duckdb_identifier(col) for col in dict.fromkeys([*c.values(), *keep]))
     return f"""
-        WITH numbered AS (SELECT row_number() OVER () AS __row, * FROM raw_source),
+        WITH numbered AS (SELECT row_number() OVER () AS __row, {raw_cols} FROM raw_source),
         typed AS (
             SELECT numbered.*, {", ".join(typed)},
                    row_number() OVER (PARTITION BY {raw_cols} ORDER BY __row) AS __dup
@@ -165,13 +146,24 @@ def ingest(
     source_columns = register_source(con, source)
     columns = mapping.resolve(source_columns)
     types = {row[0]: row[1] for row in con.execute("DESCRIBE raw_source").fetchall()}
-    con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {_classify_sql(columns, types, mapping, now)}")
     try:
-        refuse_a_failed_load(con, columns, min_accepted_share)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE classified AS {_classify_sql(columns, types, mapping, now, keep)}")
+    except duckdb.OutOfMemoryException:
+        raise PropensityError(
+            "Validation ran out of DuckDB's memory limit; raise it with PROPENSITY_DUCKDB_MEMORY_LIMIT (e.g. 2GB)."
+        ) from None
+    except duckdb.Error as exc:
+        raise PropensityError(f"Could not validate the source: {str(exc).strip().splitlines()[0]}") from None
+    malformed = con.execute("SELECT count(*) FROM raw_source_malformed").fetchone()[0]
+    rows, identical_kept = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE __dup > 1 AND __reason IS NULL) FROM classified"
+    ).fetchone()
+    try:
+        refuse_a_failed_load(con, columns, min_accepted_share, malformed)
     except PropensityError:
         con.execute("DROP TABLE IF EXISTS classified")
         raise
-    raw_text = ", ".join(f"CAST({duckdb_identifier(col)} AS VARCHAR) AS {duckdb_identifier(col)}" for col in types)
+    raw_text = ", ".join(f"CAST(r.{duckdb_identifier(col)} AS VARCHAR) AS {duckdb_identifier(col)}" for col in types)
     con.execute("BEGIN TRANSACTION")
     try:
         kept = "".join(f", {duckdb_identifier(col)}" for col in keep)
@@ -179,21 +171,33 @@ def ingest(
             f"CREATE OR REPLACE TABLE {table} AS SELECT {_canonical_select(columns, mapping)}{kept} "
             "FROM classified WHERE __reason IS NULL ORDER BY __ts, __customer_id, __invoice"
         )
+        # Only the contract's columns were classified; a quarantined row gets all of its own back by number.
         con.execute(
             f"CREATE OR REPLACE TABLE {quarantine_table} AS "
-            f"SELECT __row AS source_row, __reason AS reason, {raw_text} FROM classified "
-            "WHERE __reason IS NOT NULL ORDER BY __row"
+            f"SELECT q.__row AS source_row, q.__reason AS reason, {raw_text} "
+            "FROM (SELECT row_number() OVER () AS __row, * FROM raw_source) AS r "
+            "JOIN (SELECT __row, __reason FROM classified WHERE __reason IS NOT NULL) AS q ON r.__row = q.__row "
+            "ORDER BY q.__row"
         )
+        if malformed:  # kept with their line number and text, since they have no columns
+            con.execute(f"ALTER TABLE {quarantine_table} ADD COLUMN source_line BIGINT")
+            con.execute(f"ALTER TABLE {quarantine_table} ADD COLUMN raw_line VARCHAR")
+            con.execute(
+                f"INSERT INTO {quarantine_table} (reason, source_line, raw_line) "
+                "SELECT 'malformed_row', line, raw_line FROM raw_source_malformed ORDER BY line"
+            )
         con.execute("COMMIT")
     except duckdb.Error as exc:
         con.execute("ROLLBACK")
         raise PropensityError(f"Could not write the validated log: {str(exc).splitlines()[0]}") from None
     finally:
         con.execute("DROP TABLE IF EXISTS classified")
-    return _report(con, columns, table, quarantine_table)
+    report = _report(con, columns, table, quarantine_table, rows + malformed)
+    report.identical_lines_kept = identical_kept
+    return report
 
 
-def _report(con, columns, table, quarantine_table) -> ValidationReport:
+def _report(con, columns, table, quarantine_table, input_rows: int) -> ValidationReport:
     accepted, returns, first_ts, last_ts = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE is_return), min(ts), max(ts) FROM {table}"
     ).fetchall()[0]
@@ -201,7 +205,6 @@ def _report(con, columns, table, quarantine_table) -> ValidationReport:
         con.execute(f"SELECT reason, count(*) FROM {quarantine_table} GROUP BY reason ORDER BY 2 DESC").fetchall()
     )
     quarantined = sum(by_reason.values())
-    input_rows = con.execute("SELECT count(*) FROM raw_source").fetchall()[0][0]
     if input_rows != accepted + quarantined:  # an invariant, so a bug if it fails
         raise AssertionError(f"row accounting broken: {input_rows} != {accepted} + {quarantined}")
     return ValidationReport(

@@ -15,10 +15,13 @@ from propensity.options import (
     DataDir,
     DbQuery,
     DbTable,
+    Decimal,
     Delimiter,
+    Encoding,
     Engine,
     MappingFile,
     Preset,
+    Sheet,
     SourceFile,
     SparkMaster,
     SparkRemote,
@@ -28,13 +31,17 @@ from propensity.options import (
 from propensity.printers import out, print_validation
 
 
-def _source(path: Path, delimiter, table, query, preset, mapping, ts_format):
+def _source(path: Path, preset, mapping, ts_format, decimal, **reading):
     from features.contract import load_mapping
+    from features.errors import validated
     from features.sources import Source
 
     m = load_mapping(preset, mapping)
-    m = m.model_copy(update={"ts_format": ts_format}) if ts_format else m
-    return Source(path=path, delimiter=delimiter, table=table, query=query), m
+    update = {"ts_format": ts_format} if ts_format else {}
+    if decimal != ".":
+        update["decimal"] = decimal
+    m = validated(type(m), {**m.model_dump(), **update}, "--ts-format or --decimal is")
+    return Source(path=path, **reading), m
 
 
 @app.command()
@@ -65,6 +72,9 @@ def validate(
     mapping: MappingFile = None,
     delimiter: Delimiter = None,
     ts_format: TsFormat = None,
+    decimal: Decimal = ".",
+    encoding: Encoding = None,
+    sheet: Sheet = None,
     table: DbTable = None,
     query: DbQuery = None,
 ):
@@ -72,7 +82,8 @@ def validate(
     from features.store import export_table
     from features.transactions import open_source_log
 
-    with open_source_log(*_source(source, delimiter, table, query, preset, mapping, ts_format)) as log:
+    reading = dict(delimiter=delimiter, table=table, query=query, sheet=sheet, encoding=encoding)
+    with open_source_log(*_source(source, preset, mapping, ts_format, decimal, **reading)) as log:
         print_validation(log.report, f"Validation of {source}")
         if quarantine is not None:
             export_table(log.con, "SELECT * FROM quarantine ORDER BY source_row", quarantine)
@@ -86,6 +97,9 @@ def ingest(
     mapping: MappingFile = None,
     delimiter: Delimiter = None,
     ts_format: TsFormat = None,
+    decimal: Decimal = ".",
+    encoding: Encoding = None,
+    sheet: Sheet = None,
     table: DbTable = None,
     query: DbQuery = None,
     export_parquet: Annotated[
@@ -103,8 +117,9 @@ def ingest(
     from features.store import store_path
     from features.transactions import export_store_log, ingest_into_store
 
+    reading = dict(delimiter=delimiter, table=table, query=query, sheet=sheet, encoding=encoding)
     report = ingest_into_store(
-        store_path(data_dir), *_source(source, delimiter, table, query, preset, mapping, ts_format), min_accepted_share
+        store_path(data_dir), *_source(source, preset, mapping, ts_format, decimal, **reading), min_accepted_share
     )
     print_validation(report, f"Loaded {source} into {store_path(data_dir)}")
     if export_parquet:

@@ -37,7 +37,17 @@ DataDir = Annotated[
 ]
 Preset = Annotated[str, typer.Option(help="Column preset: canonical or online_retail (UCI Online Retail I/II).")]
 MappingFile = Annotated[Path | None, typer.Option("--mapping", help="YAML column mapping (overrides --preset).")]
-Delimiter = Annotated[str | None, typer.Option(help="CSV delimiter (default: detected).")]
+Delimiter = Annotated[
+    str | None,
+    typer.Option(
+        help="Text delimiter: ',', ';', '\\t', '|' or 'whitespace' (runs of spaces/tabs); default: from the header."
+    ),
+]
+Sheet = Annotated[
+    str | None, typer.Option(help="Excel: the sheet to read (default: every sheet with the same header).")
+]
+Encoding = Annotated[str | None, typer.Option(help="Text encoding, e.g. latin-1, cp1252, utf-16 (default utf-8).")]
+Decimal = Annotated[str, typer.Option(help="Decimal separator of numbers written as text: '.' or ','.")]
 TsFormat = Annotated[str | None, typer.Option("--ts-format", help="strptime format of text timestamps, e.g. %Y%m%d.")]
 DbTable = Annotated[str | None, typer.Option("--table", help="Table to read from a DuckDB source file.")]
 DbQuery = Annotated[str | None, typer.Option("--query", help="SQL query to read from a DuckDB source file.")]

@@ -44,6 +44,11 @@ def print_validation(report, title: str) -> None:
     out.print(table)
     if report.first_ts is not None:
         out.print(f"Accepted lines span {report.first_ts} to {report.last_ts}.")
+    if report.identical_lines_kept:
+        out.print(
+            f"{report.identical_lines_kept:,} accepted lines are identical to an earlier line; without invoice ids "
+            "they are kept as separate purchases (a mapping with duplicates_without_invoice: quarantine drops them)."
+        )
 
 
 LEADERBOARD = (  # header, leaderboard column, format
