@@ -58,11 +58,13 @@ def labels_expr(tx: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Tab
     j = inv.join(cut, (inv.ts_s >= cut.as_of_s) & (inv.ts_s < cut.as_of_s + horizons.longest * DAY))
     ahead = j.ts_s - j.as_of_s
     in_churn = ahead < horizons.churn_horizon_days * DAY
-    return j.group_by(KEYS).aggregate(
-        n_purchase_h=(j.is_purchase & (ahead < horizons.purchase_horizon_days * DAY)).cast("int64").sum(),
-        n_churn_h=(j.is_purchase & in_churn).cast("int64").sum(),
-        spend=from_micros(ibis.ifelse(in_churn, j.sale_value - j.return_value, 0).sum()),
-    )
+    aggs = {
+        "n_purchase_h": (j.is_purchase & (ahead < horizons.purchase_horizon_days * DAY)).cast("int64").sum(),
+        "n_churn_h": (j.is_purchase & in_churn).cast("int64").sum(),
+    }
+    if "sale_value" in inv.columns:  # an event log has no spend to label
+        aggs["spend"] = from_micros(ibis.ifelse(in_churn, j.sale_value - j.return_value, 0).sum())
+    return j.group_by(KEYS).aggregate(**aggs)
 
 
 def _to_frame(expr: ir.Table) -> pd.DataFrame:
@@ -88,11 +90,13 @@ def training_expr(tx: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.T
     feats = features_expr(tx, cutoffs, horizons.lookback_days)
     labels = labels_expr(tx, cutoffs, horizons)
     t = feats.left_join(labels, KEYS).drop("customer_id_right", "as_of_right")
-    return t.mutate(
-        churn=ibis.ifelse(t.n_churn_h.fill_null(0) > 0, 0, 1).cast("int8"),
-        purchase=ibis.ifelse(t.n_purchase_h.fill_null(0) > 0, 1, 0).cast("int8"),
-        spend=t.spend.fill_null(0.0),
-    ).drop("n_churn_h", "n_purchase_h")
+    labels = {
+        "churn": ibis.ifelse(t.n_churn_h.fill_null(0) > 0, 0, 1).cast("int8"),
+        "purchase": ibis.ifelse(t.n_purchase_h.fill_null(0) > 0, 1, 0).cast("int8"),
+    }
+    if "spend" in t.columns:
+        labels["spend"] = t.spend.fill_null(0.0)
+    return t.mutate(**labels).drop("n_churn_h", "n_purchase_h")
 
 
 def build_training_table(tx: ir.Table, cutoffs: list[date], horizons: Horizons | None = None) -> pd.DataFrame:

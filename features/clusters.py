@@ -55,8 +55,12 @@ class ClusterModel:
 
 
 def fit_clusters(features: pd.DataFrame, rules: ClusterRules) -> ClusterModel:
+    from features.definitions import MONEY
+
+    # An event log has no money columns: its clusters use the configured columns it has.
+    rules = rules.model_copy(update={"columns": [c for c in rules.columns if c in features.columns or c not in MONEY]})
     missing = [c for c in rules.columns if c not in features.columns]
-    if missing:
+    if missing or not rules.columns:
         raise PropensityError(f"Cannot cluster: the feature table has no {missing}.")
     if len(features) < rules.k_min + 1:
         raise PropensityError(f"Cannot cluster {len(features)} customers into at least {rules.k_min} clusters.")

@@ -53,7 +53,8 @@ class ColumnMapping(BaseModel):
     def resolve(self, source_columns: list[str]) -> dict[str, str]:
         """Canonical name -> source column, for the columns the source has.
 
-        Raises PropensityError when a required column (or a way to compute the amount) is missing.
+        Raises PropensityError when a required column is missing. A source without an amount (nor
+        quantity and unit price) is an event log: one line per purchase, of unknown value.
         """
         present = set(source_columns)
         resolved = {}
@@ -63,10 +64,8 @@ class ColumnMapping(BaseModel):
                     resolved[canonical] = candidate
                     break
         missing = [c for c in REQUIRED if c not in resolved]
-        if not ("amount" in resolved or {"quantity", "unit_price"} <= resolved.keys()):
-            missing.append("amount (or quantity and unit_price)")
         if missing:
-            wanted = {c: getattr(self, c) for c in REQUIRED + ("amount", "quantity", "unit_price")}
+            wanted = {c: getattr(self, c) for c in REQUIRED}
             raise PropensityError(
                 f"The source has no column for {', '.join(missing)}; its columns are "
                 f"{sorted(present)} and the mapping looks for {wanted}."

@@ -10,7 +10,7 @@ column is missing from the log is left out of the table, never faked.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import ibis.expr.types as ir
 
@@ -237,6 +237,11 @@ FEATURES: tuple[Feature, ...] = (
         True,
     ),
 )
+
+# Features of money: a log without amounts (an event log: one line per purchase) leaves them out.
+MONEY = ("monetary_total", "monetary_mean", "net_spend_total", "spend_trend", "unit_price_mean", "return_share_value")
+MONEY += tuple(f"spend_{w}d" for w in WINDOWS_DAYS)
+FEATURES = tuple(replace(f, requires=(*f.requires, "amount")) if f.name in MONEY else f for f in FEATURES)
 
 
 def available_features(columns: set[str] | list[str]) -> list[Feature]:

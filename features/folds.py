@@ -46,12 +46,10 @@ def invoice_facts(tx: ir.Table) -> ir.Table:
     counts the invoice as a purchase invoice (its first purchase line), so invoices count once.
     """
     sale = ~tx.is_return
-    aggs = {
-        "sale_value": ibis.ifelse(sale, _to_micros(tx.amount), 0).sum(),
-        "return_value": ibis.ifelse(sale, 0, _to_micros(-tx.amount)).sum(),
-        "sale_lines": sale.cast("int64").sum(),
-        "return_lines": tx.is_return.cast("int64").sum(),
-    }
+    aggs = {"sale_lines": sale.cast("int64").sum(), "return_lines": tx.is_return.cast("int64").sum()}
+    if "amount" in tx.columns:  # an event log (no amounts) has no money to sum
+        aggs["sale_value"] = ibis.ifelse(sale, _to_micros(tx.amount), 0).sum()
+        aggs["return_value"] = ibis.ifelse(sale, 0, _to_micros(-tx.amount)).sum()
     if "quantity" in tx.columns:
         aggs["sale_units"] = ibis.ifelse(sale, _to_micros(tx.quantity), 0).sum()
     for cat in ("country", "channel"):
@@ -74,12 +72,9 @@ def per_cutoff_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
         "last_s": ibis.ifelse(purchase, pairs.ts_s, ibis.null("int64")).max(),
         "first_s": ibis.ifelse(purchase, pairs.ts_s, ibis.null("int64")).min(),
         "frequency_invoices": _count(first),
-        "monetary_total": from_micros(pairs.sale_value.sum()),
-        "return_value": from_micros(pairs.return_value.sum()),
         "sale_lines": pairs.sale_lines.sum(),
         "return_lines": pairs.return_lines.sum(),
         "weekend_invoices": _count(first & ((pairs.day + 3) % 7 >= 5)),  # epoch day 0 was a Thursday
-        "spend_prev": from_micros(ibis.ifelse(previous, pairs.sale_value, 0).sum()),
         "invoices_prev": _count(first & previous),
         # the same season a year ago: the TREND_DAYS that followed this date one year before
         "invoices_year_ago": _count(first & (age > (SEASON_DAYS - TREND_DAYS) * DAY) & (age <= SEASON_DAYS * DAY)),
@@ -90,7 +85,12 @@ def per_cutoff_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
         aggs["sale_units"] = from_micros(pairs.sale_units.sum())
     for w in WINDOWS_DAYS:
         aggs[f"invoices_{w}d"] = _count(first & (age <= w * DAY))
-        aggs[f"spend_{w}d"] = from_micros(ibis.ifelse(age <= w * DAY, pairs.sale_value, 0).sum())
+    if "sale_value" in events.columns:
+        aggs["monetary_total"] = from_micros(pairs.sale_value.sum())
+        aggs["return_value"] = from_micros(pairs.return_value.sum())
+        aggs["spend_prev"] = from_micros(ibis.ifelse(previous, pairs.sale_value, 0).sum())
+        for w in WINDOWS_DAYS:
+            aggs[f"spend_{w}d"] = from_micros(ibis.ifelse(age <= w * DAY, pairs.sale_value, 0).sum())
     return pairs.group_by(["customer_id", "as_of", "as_of_s", "as_of_day"]).aggregate(**aggs)
 
 

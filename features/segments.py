@@ -7,92 +7,21 @@ from ``config/segments.yaml`` (or a user file), validated into typed objects.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from itertools import product
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, field_validator
 
-from features.errors import PropensityError, validated
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RFMRules(_Strict):
-    statistic: str = "mean"
-    recency: str = "recency_days"
-    frequency: str = "frequency_invoices"
-    monetary: str = "monetary_total"
-    segments: dict[str, str]
-    scores: int = 5
-
-    @field_validator("segments")
-    @classmethod
-    def _all_eight(cls, value):
-        wanted = {r + f + m for r in "HL" for f in "HL" for m in "HL"}
-        if set(value) != wanted:
-            raise ValueError(f"needs exactly the 8 keys {sorted(wanted)}")
-        return value
-
-
-class LifecycleRules(_Strict):
-    new_max_tenure_days: float = 90
-    lapsed_min_recency_days: float = 180
-    at_risk_min_overdue_ratio: float = 2.0
-    at_risk_single_purchase_recency_days: float = 90
-
-
-class ValueMatrixRules(_Strict):
-    statistic: str = "median"
-    frequency: str = "frequency_invoices"
-    order_value: str = "monetary_mean"
-    cells: dict[str, str]
-
-
-class ABCRules(_Strict):
-    value: str = "monetary_total"
-    a_share: float = 0.15
-    b_share: float = 0.20
-
-
-class ClusterRules(_Strict):
-    columns: list[str]
-    k_min: int = 2
-    k_max: int = 8
-    silhouette_sample: int = 10_000
-    seed: int = 0
-
-
-class SegmentRules(_Strict):
-    rfm: RFMRules
-    lifecycle: LifecycleRules
-    value_matrix: ValueMatrixRules
-    abc: ABCRules
-    clusters: ClusterRules
-
-
-@cache
-def _default_text() -> str:
-    return resources.files("features").joinpath("config/segments.yaml").read_text()
-
-
-def load_segment_rules(path: Path | None = None) -> SegmentRules:
-    return _parse_rules(str(path) if path else None)
-
-
-@cache
-def _parse_rules(path: str | None) -> SegmentRules:
-    try:
-        text = Path(path).read_text() if path else _default_text()
-    except OSError as exc:
-        raise PropensityError(f"Cannot read the segment rules {path}: {exc.strerror}.") from None
-    return validated(SegmentRules, yaml.safe_load(text), "segment rules are")
+from features.errors import PropensityError
+from features.segment_rules import (  # noqa: F401 - the rules are read through this module too
+    ABCRules,
+    ClusterRules,
+    LifecycleRules,
+    RFMRules,
+    SegmentRules,
+    ValueMatrixRules,
+    load_segment_rules,
+)
 
 
 @dataclass(frozen=True)
@@ -132,14 +61,15 @@ def segment_reference(population: pd.DataFrame, rules: SegmentRules) -> SegmentR
     """Fit the reference on one cutoff's population."""
     r, vm = rules.rfm, rules.value_matrix
     columns = {r.recency, r.frequency, r.monetary, vm.frequency, vm.order_value, rules.abc.value}
-    values = {c: np.sort(population[c].to_numpy(dtype=float)) for c in columns}
-    thresholds = {
-        "rfm_recency": _statistic(values[r.recency], r.statistic),
-        "rfm_frequency": _statistic(values[r.frequency], r.statistic),
-        "rfm_monetary": _statistic(values[r.monetary], r.statistic),
-        "vm_frequency": _statistic(values[vm.frequency], vm.statistic),
-        "vm_order_value": _statistic(values[vm.order_value], vm.statistic),
+    values = {c: np.sort(population[c].to_numpy(dtype=float)) for c in columns if c in population.columns}
+    rule_columns = {
+        "rfm_recency": (r.recency, r.statistic),
+        "rfm_frequency": (r.frequency, r.statistic),
+        "rfm_monetary": (r.monetary, r.statistic),
+        "vm_frequency": (vm.frequency, vm.statistic),
+        "vm_order_value": (vm.order_value, vm.statistic),
     }
+    thresholds = {k: _statistic(values[c], stat) for k, (c, stat) in rule_columns.items() if c in values}
     return SegmentReference(len(population), thresholds, values)
 
 
@@ -158,19 +88,29 @@ def _coded(flags: list[np.ndarray], table: dict[str, str]) -> tuple[np.ndarray, 
     return codes[index], labels[index]
 
 
+def _absent(features: pd.DataFrame, *columns: str) -> bool:  # an event log has no money: value segments stay empty
+    return any(c not in features.columns for c in columns)
+
+
+def _empty(features: pd.DataFrame) -> np.ndarray:
+    return np.full(len(features), None, dtype=object)
+
+
 def _rfm(features: pd.DataFrame, rules: RFMRules, ref: SegmentReference) -> dict[str, np.ndarray]:
-    r, f, m = (features[c] for c in (rules.recency, rules.frequency, rules.monetary))
+    r, f = (features[c] for c in (rules.recency, rules.frequency))
+    scores = {
+        "r_score": _scores(ref, rules.recency, r, rules.scores, higher_is_better=False),
+        "f_score": _scores(ref, rules.frequency, f, rules.scores, higher_is_better=True),
+    }
+    if _absent(features, rules.monetary):
+        return {"rfm_code": _empty(features), "rfm_segment": _empty(features), **scores, "m_score": _empty(features)}
+    m = features[rules.monetary]
     high_r = r.to_numpy(dtype=float) <= ref.thresholds["rfm_recency"]
     high_f = f.to_numpy(dtype=float) > ref.thresholds["rfm_frequency"]
     high_m = m.to_numpy(dtype=float) > ref.thresholds["rfm_monetary"]
     code, segment = _coded([high_r, high_f, high_m], rules.segments)
-    return {
-        "rfm_code": code,
-        "rfm_segment": segment,
-        "r_score": _scores(ref, rules.recency, r, rules.scores, higher_is_better=False),
-        "f_score": _scores(ref, rules.frequency, f, rules.scores, higher_is_better=True),
-        "m_score": _scores(ref, rules.monetary, m, rules.scores, higher_is_better=True),
-    }
+    m_score = _scores(ref, rules.monetary, m, rules.scores, higher_is_better=True)
+    return {"rfm_code": code, "rfm_segment": segment, **scores, "m_score": m_score}
 
 
 def _lifecycle(features: pd.DataFrame, rules: LifecycleRules) -> np.ndarray:
@@ -189,11 +129,15 @@ def _lifecycle(features: pd.DataFrame, rules: LifecycleRules) -> np.ndarray:
 
 
 def _value_matrix(features: pd.DataFrame, rules: ValueMatrixRules, ref: SegmentReference) -> np.ndarray:
+    if _absent(features, rules.frequency, rules.order_value):
+        return _empty(features)
     f, v = (features[c].to_numpy(dtype=float) for c in (rules.frequency, rules.order_value))
     return _coded([f > ref.thresholds["vm_frequency"], v > ref.thresholds["vm_order_value"]], rules.cells)[1]
 
 
 def _abc(features: pd.DataFrame, rules: ABCRules, ref: SegmentReference) -> np.ndarray:
+    if _absent(features, rules.value):
+        return _empty(features)
     share_above = ref.share_above(rules.value, features[rules.value])
     return np.select(
         [share_above <= rules.a_share, share_above <= rules.a_share + rules.b_share], ["A", "B"], "C"

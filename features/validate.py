@@ -48,6 +48,7 @@ class ValidationReport:
     last_ts: datetime | None = None
     returns: int = 0
     identical_lines_kept: int = 0  # without invoice ids: lines identical to an earlier one, kept as purchases
+    event_log: bool = False  # no amount (nor quantity and unit price): one line per purchase, value unknown
 
 
 def _classify_sql(columns: dict[str, str], types: dict[str, str], mapping: ColumnMapping, now: datetime, keep) -> str:
@@ -71,17 +72,22 @@ def _classify_sql(columns: dict[str, str], types: dict[str, str], mapping: Colum
     if "amount" in c:
         checks += [("invalid_amount", "__amount IS NULL OR NOT isfinite(__amount)"), ("zero_amount", "__amount = 0")]
     else:
-        checks += [
-            ("invalid_quantity", "__quantity IS NULL OR NOT isfinite(__quantity)"),
-            ("zero_quantity", "__quantity = 0"),
-            ("invalid_price", "__unit_price IS NULL OR NOT isfinite(__unit_price)"),
-            ("nonpositive_price", "__unit_price <= 0"),
-        ]
-    value = "__amount" if "amount" in c else "__quantity * __unit_price"
-    too_big = [f"NOT isfinite({value})", f"abs({value}) >= {MAX_LINE_MAGNITUDE:.0f}"]
+        if "quantity" in c:
+            checks += [
+                ("invalid_quantity", "__quantity IS NULL OR NOT isfinite(__quantity)"),
+                ("zero_quantity", "__quantity = 0"),
+            ]
+        if "unit_price" in c:
+            checks += [
+                ("invalid_price", "__unit_price IS NULL OR NOT isfinite(__unit_price)"),
+                ("nonpositive_price", "__unit_price <= 0"),
+            ]
+    value = _line_value(c)
+    too_big = [f"NOT isfinite({value})", f"abs({value}) >= {MAX_LINE_MAGNITUDE:.0f}"] if value else []
     if "quantity" in c:
         too_big.append(f"abs(__quantity) >= {MAX_LINE_MAGNITUDE:.0f}")
-    checks.append(("implausible_amount", " OR ".join(too_big)))
+    if too_big:
+        checks.append(("implausible_amount", " OR ".join(too_big)))
     if "invoice_id" in c or mapping.duplicates_without_invoice == "quarantine":
         checks.append(("duplicate_line", "__dup > 1"))
     reason = "CASE " + " ".join(f"WHEN {cond} THEN '{name}'" for name, cond in checks) + " END"
@@ -99,16 +105,23 @@ def _classify_sql(columns: dict[str, str], types: dict[str, str], mapping: Colum
     """
 
 
+def _line_value(c: dict[str, str]) -> str | None:
+    """The line's money: the amount, or quantity x unit price; None for an event log (no money at all)."""
+    if "amount" in c:
+        return "__amount"
+    return "__quantity * __unit_price" if {"quantity", "unit_price"} <= c.keys() else None
+
+
 def _canonical_select(columns: dict[str, str], mapping: ColumnMapping) -> str:
     c = columns
-    signed = "__amount" if "amount" in c else "__quantity * __unit_price"
+    signed = _line_value(c)
     prefix = mapping.cancellation_prefix
-    ret = [f"{signed} < 0"]
+    ret = [f"{signed} < 0"] if signed else []
     if "quantity" in c:
         ret.append("__quantity < 0")
     if prefix and "invoice_id" in c:
         ret.append(f"starts_with(coalesce(__invoice, ''), {_sql_str(prefix)})")
-    is_return = "(" + " OR ".join(ret) + ")"
+    is_return = "(" + " OR ".join(ret) + ")" if ret else "FALSE"
     cols = [
         "__customer_id AS customer_id",
         "coalesce(__invoice, __customer_id || '@' || strftime(__ts, '%Y-%m-%dT%H:%M:%S')) AS invoice_id",
@@ -118,7 +131,8 @@ def _canonical_select(columns: dict[str, str], mapping: ColumnMapping) -> str:
         cols.append(f"CASE WHEN {is_return} THEN -abs(__quantity) ELSE abs(__quantity) END AS quantity")
     if "unit_price" in c:
         cols.append("__unit_price AS unit_price")
-    cols.append(f"CASE WHEN {is_return} THEN -abs({signed}) ELSE abs({signed}) END AS amount")
+    if signed:
+        cols.append(f"CASE WHEN {is_return} THEN -abs({signed}) ELSE abs({signed}) END AS amount")
     cols.append(f"{is_return} AS is_return")
     for opt in ("product_id",) + CATEGORICALS:
         if opt in c:
@@ -194,6 +208,7 @@ def ingest(
         con.execute("DROP TABLE IF EXISTS classified")
     report = _report(con, columns, table, quarantine_table, rows + malformed)
     report.identical_lines_kept = identical_kept
+    report.event_log = _line_value(columns) is None
     return report
 
 

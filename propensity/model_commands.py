@@ -36,6 +36,8 @@ def train(
         results, uri = train_store(data_dir, task.names(), cfg, progress=lambda m: status.update(f"Training {m}..."))
     for result in results:
         print_leaderboard(result)
+    if "value" in task.names() and "value" not in [r.task for r in results]:
+        out.print("The value task was skipped: the log has no amounts (an event log), so there is no spend to learn.")
     out.print(f"Runs and models live in {uri} (browse: mlflow ui --backend-store-uri {uri}).")
 
 

@@ -44,6 +44,11 @@ def print_validation(report, title: str) -> None:
     out.print(table)
     if report.first_ts is not None:
         out.print(f"Accepted lines span {report.first_ts} to {report.last_ts}.")
+    if report.event_log:
+        out.print(
+            "The log has no amount (nor quantity and unit price): it is loaded as an event log, one line per "
+            "purchase. Money features, the spend label, value segments and the value task are left out."
+        )
     if report.identical_lines_kept:
         out.print(
             f"{report.identical_lines_kept:,} accepted lines are identical to an earlier line; without invoice ids "
@@ -132,7 +137,11 @@ def print_scoring(result) -> None:
     out.print(
         f"Scored {m['rows']['customers_scored']:,} customers as of {m['as_of']} in {m['timings_s']['total_s']:.1f}s "
         f"({versions}); "
-        f"value at risk {m['value_at_risk_total']:,.0f} (CLV from the {m['value_source']})."
+        + (
+            f"value at risk {m['value_at_risk_total']:,.0f} (CLV from the {m['value_source']})."
+            if m["value_at_risk_total"] is not None
+            else "no value at risk (the log has no amounts); ranked by P(churn)."
+        )
     )
     for warning in m.get("warnings", []):
         out.print(f"Warning: {warning}")

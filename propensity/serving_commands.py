@@ -105,7 +105,8 @@ def risk_list_command(
     from serving.jobs import write_risk_list
 
     chosen, scores_as_of = write_risk_list(out_file, data_dir, as_of, top, by.value, segment, min_value)
-    out.print(f"{len(chosen)} customers (scores as of {scores_as_of}, by {by.value}) -> {out_file}")
+    ranked = chosen.attrs.get("ranked_by", by.value)
+    out.print(f"{len(chosen)} customers (scores as of {scores_as_of}, by {ranked}) -> {out_file}")
 
 
 @app.command()

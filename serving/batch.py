@@ -21,7 +21,7 @@ from features.transactions import TransactionLog
 from serving.drift import compare_runs
 from serving.predictor import Models, default_as_of, score_customers
 from serving.score_store import export_scores, save_scores, scores_as_of
-from serving.value import NO_VALUE_MODEL
+from serving.value import value_source
 
 
 @dataclass
@@ -59,6 +59,7 @@ def run_batch(
     paths = export_scores(scores, exports)
     timings["write_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_all
+    source, warnings = value_source(models, "amount" in log.table.columns)
     manifest = {
         "as_of": str(cutoff),
         "models": {
@@ -72,9 +73,9 @@ def run_batch(
             "customers_with_reasons": int(scores["reason_1"].notna().sum()),
             "by_rfm_segment": scores["rfm_segment"].value_counts().to_dict(),
         },
-        "value_at_risk_total": float(scores["value_at_risk"].sum()),
-        "value_source": "value model" if models.value is not None else "historic net spend rate",
-        "warnings": [] if models.value is not None else [NO_VALUE_MODEL],
+        "value_at_risk_total": float(scores["value_at_risk"].sum()) if scores["value_at_risk"].notna().any() else None,
+        "value_source": source,
+        "warnings": warnings,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "comparison": comparison,
         "outputs": [str(p) for p in paths],
@@ -105,9 +106,7 @@ def log_manifest(manifest: dict) -> str:
             "value_at_risk_total": manifest["value_at_risk_total"],
             **manifest["timings_s"],
         }
-        metrics.update(
-            {k: v for k, v in manifest["comparison"].items() if isinstance(v, (int, float)) and v is not None}
-        )
-        mlflow.log_metrics(metrics)
+        metrics.update({k: v for k, v in manifest["comparison"].items() if isinstance(v, (int, float))})
+        mlflow.log_metrics({k: v for k, v in metrics.items() if v is not None})  # no value at risk on an event log
         mlflow.log_dict(manifest, "manifest.json")
         return run.info.run_id

@@ -62,8 +62,12 @@ class Models:
 
     @property
     def ranked_by(self) -> str:
-        """The scored column the ranking sorts on: value at risk, or P(purchase) without a churn model."""
-        return "value_at_risk" if self.churn else "p_purchase"
+        """The scored column the ranking sorts on: value at risk; P(churn) when no value can be known (models
+        trained on an event log, without amounts, and no value model); P(purchase) without a churn model."""
+        if not self.churn:
+            return "p_purchase"
+        known = self.value is not None or "net_spend_total" in self.feature_spec.numeric
+        return "value_at_risk" if known else "p_churn"
 
     @cached_property
     def feature_spec(self) -> FeatureSpec:
@@ -170,7 +174,7 @@ def score_features(
     spend, horizon_days = predicted_value(features, X, models)
     value = clv(spend, horizon_days, load_value_settings())
     at_risk = p_churn * value
-    ranked_by = {"value_at_risk": at_risk, "p_purchase": p_purchase}[models.ranked_by]
+    ranked_by = {"value_at_risk": at_risk, "p_churn": p_churn, "p_purchase": p_purchase}[models.ranked_by]
     ids = features["customer_id"].array
     order = np.lexsort((np.asarray(ids, dtype=object), -ranked_by))  # descending (missing last), then id
     segments = assign_segments(features, rules, reference, keys=False)
@@ -222,6 +226,10 @@ def risk_list(
     if scores["p_churn"].isna().all():  # scored without a churn model: the rows rank by P(purchase)
         by = "purchase"
     frame = scores[scores["expected_value"] >= min_value]
+    if scores["expected_value"].isna().all():  # an event log: no value, no RFM segment; rank by risk
+        if min_value > 0 or segment:
+            raise PropensityError("The log has no amounts: there is no value or RFM segment to filter on.")
+        by, frame = ("risk" if by == "value-at-risk" else by), scores
     if segment:
         unknown = sorted(set(segment) - set(scores["rfm_segment"]))
         if unknown:
@@ -229,8 +237,7 @@ def risk_list(
                 f"No customer is in segment {unknown[0]!r}; segments present: {sorted(scores['rfm_segment'].unique())}."
             )
         frame = frame[frame["rfm_segment"].isin(segment)]
-    return (
-        frame.sort_values([SORT_KEYS[by], "customer_id"], ascending=[False, True], kind="stable")
-        .head(top)
-        .reset_index(drop=True)
-    )
+    chosen = frame.sort_values([SORT_KEYS[by], "customer_id"], ascending=[False, True], kind="stable")
+    chosen = chosen.head(top).reset_index(drop=True)
+    chosen.attrs["ranked_by"] = by  # what the list is sorted on, which the data may have changed
+    return chosen

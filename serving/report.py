@@ -71,14 +71,15 @@ def _figure_png(fig) -> bytes:
 
 
 def segment_summary(scores: pd.DataFrame) -> pd.DataFrame:
-    g = scores.groupby("rfm_segment")
+    """Per RFM segment; per lifecycle stage when there are no RFM segments (an event log has no money)."""
+    g = scores.groupby("rfm_segment" if scores["rfm_segment"].notna().any() else "lifecycle")
     table = pd.DataFrame(
         {
             "customers": g.size(),
             "share": g.size() / len(scores),
             "mean p_churn": g["p_churn"].mean(),
             "mean p_purchase": g["p_purchase"].mean(),
-            "CLV": g["expected_value"].sum(),
+            "CLV": g["expected_value"].sum(min_count=1),  # none on an event log
             "value at risk": g["value_at_risk"].sum(min_count=1),  # all missing without a churn model
         }
     ).sort_values("value at risk", ascending=False)
@@ -119,6 +120,11 @@ def _value_chart(scores: pd.DataFrame) -> bytes:
 
 def _value_html(scores: pd.DataFrame, models_info: dict) -> str:
     clv = scores["expected_value"]
+    if clv.isna().all():
+        return (
+            "<p><b>The log has no amounts</b> (an event log: one line per purchase), so there is no spend to "
+            "value: CLV and value at risk are left empty, value segments too, and customers rank by P(churn).</p>"
+        )
     share = clv.nlargest(max(1, len(clv) // 10)).sum() / clv.clip(lower=0).sum() if clv.clip(lower=0).sum() else 0
     if "value" in models_info:
         record = models_info["value"]["record"]
@@ -177,7 +183,8 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
     as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
     summary = segment_summary(scores)
     images = {"segments.png": _segment_chart(summary), "risk_distribution.png": _risk_chart(scores)}
-    images["value_distribution.png"] = _value_chart(scores)
+    if scores["expected_value"].notna().any():
+        images["value_distribution.png"] = _value_chart(scores)
     model_sections = []
     with tempfile.TemporaryDirectory() as tmp:
         for task, info in models_info.items():
@@ -207,13 +214,13 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
     cards = [
         ("customers scored", f"{len(scores):,}"),
         ("value at risk", f"{scores['value_at_risk'].sum(min_count=1):,.0f}"),
-        ("total CLV", f"{scores['expected_value'].sum():,.0f}"),
+        ("total CLV", f"{scores['expected_value'].sum(min_count=1):,.0f}"),
         ("mean P(churn)", f"{scores['p_churn'].mean():.1%}"),
         ("mean P(purchase)", f"{scores['p_purchase'].mean():.1%}"),
     ]
     if "churn" in models_info:
         subtitle = f"Churn: no purchase in the next {models_info['churn']['record'].horizon_days} days."
-        ranking = "by value at risk"
+        ranking = "by value at risk" if scores["value_at_risk"].notna().any() else "by P(churn)"
     else:
         subtitle = "No churn model is registered: customers rank by their probability of buying."
         ranking = "by P(purchase)"
@@ -226,7 +233,7 @@ def build_report(scores: pd.DataFrame, previous: pd.DataFrame | None, models_inf
 <h2>Segments: size, risk and value at risk</h2>{_table(summary, ("segment",))}
 <div class="figs">{_img(images["segments.png"], "segments", "wide")}{_img(images["risk_distribution.png"], "risk distribution")}</div>
 <h2>Customer value</h2>{_value_html(scores, models_info)}
-<div class="figs">{_img(images["value_distribution.png"], "value distribution")}</div>
+{f'<div class="figs">{_img(images["value_distribution.png"], "value distribution")}</div>' if "value_distribution.png" in images else ""}
 <h2>Since the last run</h2>{_migration_html(compare_runs(previous, scores))}
 <h2>Top of the risk list ({ranking})</h2>{_table(top[top_columns], text_cols)}
 <p class="note">Reasons are the strongest drivers of each customer's churn score (SHAP for tree models, occlusion otherwise).</p>

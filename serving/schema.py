@@ -50,18 +50,18 @@ SCORED_COLUMNS: tuple[Column, ...] = (
         "expected_value",
         float,
         "customer lifetime value (CLV): the margin on predicted_value's monthly rate over duration_months (12 by "
-        "default), discounted, minus the contact cost (serving/config/value.yaml; docs/value.md)",
-        required=True,
+        "default), discounted, minus the contact cost (serving/config/value.yaml; docs/value.md); null on a log "
+        "without amounts",
         reported=True,
     ),
     Column(
         "value_at_risk",
         float,
         "p_churn x expected_value (CLV); the default ranking (without a churn model: null, and the rows rank by "
-        "p_purchase)",
+        "p_purchase; on a log without amounts: null, and the rows rank by p_churn)",
         reported=True,
     ),
-    Column("rfm_segment", str, "one of the 8 RFM segments", reported=True),
+    Column("rfm_segment", str, "one of the 8 RFM segments (null on a log without amounts)", reported=True),
     Column("rfm_code", str, "R, F and M high/low flags", listed=False),
     Column("r_score", int, "recency score 1-5", listed=False),
     Column("f_score", int, "frequency score 1-5", listed=False),

@@ -54,6 +54,11 @@ def plan_contacts(
         raise PropensityError("The cost per contact cannot be negative and the value per save must be positive.")
     if scores["p_churn"].isna().all():
         raise PropensityError("A contact plan needs churn scores: train a churn model, then score again.")
+    if value_per_save is None and scores["expected_value"].isna().all():
+        raise PropensityError(
+            "The log has no amounts, so customers have no CLV to weigh: give the value of one retained customer "
+            "(--value-per-save)."
+        )
     value = scores["expected_value"] if value_per_save is None else pd.Series(value_per_save, index=scores.index)
     saves = scores["p_churn"] * success_rate
     gain = saves * value - cost_per_contact

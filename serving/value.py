@@ -21,10 +21,20 @@ def load_value_settings() -> ValueSettings:
     return validated(ValueSettings, data, "serving/config/value.yaml is")
 
 
+NO_AMOUNTS = "The log has no amounts (an event log): CLV and value at risk are left empty; customers rank by risk."
 NO_VALUE_MODEL = (
     "No value model is registered: CLV and value at risk use the historic net spend rate (train one with "
     "`propensity train --task value`)."
 )
+
+
+def value_source(models, has_amounts: bool) -> tuple[str, list[str]]:
+    """Where scoring's CLV comes from, and the warning that goes with it."""
+    if models.value is not None:
+        return "value model", []
+    if not has_amounts:
+        return "nothing (no amounts)", [NO_AMOUNTS]
+    return "historic net spend rate", [NO_VALUE_MODEL]
 
 
 def predicted_value(features: pd.DataFrame, X: pd.DataFrame, models) -> tuple[np.ndarray, int]:
@@ -32,4 +42,6 @@ def predicted_value(features: pd.DataFrame, X: pd.DataFrame, models) -> tuple[np
     lead model's horizon)."""
     if models.value is not None:
         return np.maximum(models.value.predict_proba(X), 0.0), models.value.horizon_days
+    if "net_spend_total" not in features.columns:  # an event log: value unknown, not faked
+        return np.full(len(features), np.nan), models.lead.horizon_days
     return historic_rate(features, models.lead.horizon_days), models.lead.horizon_days

@@ -15,11 +15,15 @@ from training.train import TaskResult, evaluate_registered, train_task
 def train_store(
     data_dir: Path | None, tasks: list[str], cfg: TrainingConfig, progress: Callable[[str], None] = lambda _: None
 ) -> tuple[list[TaskResult], str]:
-    """Backtest, refit and register each task on the store's log; the results and the tracking URI."""
+    """Backtest, refit and register each task on the store's log; the results and the tracking URI.
+
+    Of several tasks, the value task is skipped on an event log (no amounts); asked for alone, it is refused."""
     from models.registry import configure_tracking, project_run
 
     uri = configure_tracking(data_dir)
     with open_store_log(store_path(data_dir)) as log, project_run():
+        if len(tasks) > 1 and "amount" not in log.table.columns:
+            tasks = [t for t in tasks if t != "value"]
         return [train_task(log, task, cfg, progress=progress) for task in tasks], uri
 
 

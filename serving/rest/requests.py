@@ -19,6 +19,7 @@ import pandas as pd
 from features.compiled import CompiledFeatures
 from features.contract import load_mapping
 from features.cutoffs import as_cutoff
+from features.definitions import MONEY
 from features.errors import PropensityError
 from features.segments import SegmentRules
 from features.sources import Source
@@ -135,14 +136,15 @@ class RequestFeatures:
     def _wanted_columns(self) -> set[str]:
         wanted = {
             "customer_id",
-            "net_spend_total",
             "tenure_days",
             *LIFECYCLE_INPUTS,
-            *reference_columns(self.rules),
+            *(c for c in reference_columns(self.rules) if c not in MONEY or c in self.models.feature_spec.numeric),
             *self.models.feature_spec.columns,
         }
         if self.models.lead.clusters:
             wanted |= set(self.models.lead.clusters["columns"])
+        if self.models.ranked_by == "value_at_risk" and self.models.value is None:  # CLV from the historic rate
+            wanted.add("net_spend_total")
         return wanted
 
     def from_rows(

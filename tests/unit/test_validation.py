@@ -89,10 +89,10 @@ def test_missing_required_column_is_one_clear_error(tmp_path):
         ingest(duckdb.connect(), Source(tmp_path / "m.csv"), load_mapping("canonical"))
 
 
-def test_no_amount_and_no_price_is_one_clear_error(tmp_path):
-    _rows({}).drop(columns="unit_price").to_csv(tmp_path / "m.csv", index=False)
-    with pytest.raises(PropensityError, match=r"amount \(or quantity and unit_price\)"):
-        ingest(duckdb.connect(), Source(tmp_path / "m.csv"), load_mapping("canonical"))
+def test_no_amount_and_no_price_is_an_event_log_with_units_and_no_money(tmp_path):
+    tx, report = canonical_log(_rows({}, {"quantity": "-1"}, {"quantity": "0"}).drop(columns="unit_price"), tmp_path)
+    assert report.event_log and (report.accepted_rows, report.returns, report.by_reason) == (2, 1, {"zero_quantity": 1})
+    assert "amount" not in tx.columns and sorted(tx.quantity.execute()) == [-1.0, 2.0]
 
 
 @pytest.mark.parametrize("name", ["nope.csv", "data.json"])
