@@ -34,7 +34,9 @@ class FeatureSpec:
 def spec_for_columns(columns) -> FeatureSpec:
     """The model inputs for a feature table with these columns (catalogue order)."""
     present = set(columns)
-    feats = [f for f in available_features({"product_id", "quantity", "country", "channel"}) if f.name in present]
+    from features.contract import OPTIONAL
+
+    feats = [f for f in available_features(OPTIONAL) if f.name in present]  # every catalogue feature the table has
     return FeatureSpec(tuple(f.name for f in feats if not f.categorical), tuple(f.name for f in feats if f.categorical))
 
 

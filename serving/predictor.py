@@ -230,12 +230,10 @@ def risk_list(
         if min_value > 0 or segment:
             raise PropensityError("The log has no amounts: there is no value or RFM segment to filter on.")
         by, frame = ("risk" if by == "value-at-risk" else by), scores
-    if segment:
-        unknown = sorted(set(segment) - set(scores["rfm_segment"]))
-        if unknown:
-            raise PropensityError(
-                f"No customer is in segment {unknown[0]!r}; segments present: {sorted(scores['rfm_segment'].unique())}."
-            )
+    if segment:  # a segment the rules name but nobody is in gives an empty list; a name they lack is an error
+        named = set(load_segment_rules().rfm.segments.values())
+        if unknown := sorted(set(segment) - named):
+            raise PropensityError(f"There is no RFM segment {unknown[0]!r}; the segments are {sorted(named)}.")
         frame = frame[frame["rfm_segment"].isin(segment)]
     chosen = frame.sort_values([SORT_KEYS[by], "customer_id"], ascending=[False, True], kind="stable")
     chosen = chosen.head(top).reset_index(drop=True)

@@ -21,13 +21,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from features.errors import PropensityError
+from features.segments import load_segment_rules
 from serving.predictor import risk_list
-from serving.rest.schemas import ScoredCustomer, ScoreRequest, ScoreResponse
+from serving.rest.schemas import Problem, ScoredCustomer, ScoreRequest, ScoreResponse
 from serving.rest.service import Service, UnknownCustomer, records
 
 API_KEY_ENV = "PROPENSITY_API_KEY"
 MAX_BODY_BYTES = 5_000_000
 MAX_LIST = 10_000
+SegmentName = Literal[tuple(load_segment_rules().rfm.segments.values())]  # the 8 RFM segments the rules name
 SWITCH_INTERVAL = 0.001  # seconds: how long the event loop may wait for the GIL the scoring thread holds
 
 
@@ -75,11 +77,18 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
         if owned:  # a service handed in belongs to the caller
             service.close()
 
+    problem = {"model": Problem}
     app = FastAPI(
         title="Propensity",
         version="1",
         description="Churn and purchase propensity: scores, segments, reasons, actions.",
         lifespan=lifespan,
+        # The answers a client can get besides 200, each a Problem (422 replaces FastAPI's list-shaped default).
+        responses={
+            400: problem | {"description": "The body is not JSON."},
+            401: problem | {"description": "A valid X-API-Key header is required."},
+            422: problem | {"description": "The request is not one the service can answer; `detail` says why."},
+        },
     )
     app.state.service = service
 
@@ -127,22 +136,22 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
     def model() -> dict:
         return service.model_card()
 
-    @app.post("/score", dependencies=auth, response_model=ScoreResponse)
+    @app.post("/score", dependencies=auth, response_model=ScoreResponse, responses={413: problem})
     async def score(request: ScoreRequest) -> Response:
         result = await asyncio.wrap_future(service.submit(request))
         return Response(
             result.model_dump_json(), media_type="application/json"
         )  # already validated: skip a second pass
 
-    @app.get("/customers/{customer_id}", dependencies=auth, response_model=ScoredCustomer)
+    @app.get("/customers/{customer_id}", dependencies=auth, response_model=ScoredCustomer, responses={404: problem})
     def customer(customer_id: str) -> dict:
         return service.customer(customer_id)
 
-    @app.get("/risk-list", dependencies=auth, response_model=list[ScoredCustomer])
+    @app.get("/risk-list", dependencies=auth, response_model=list[ScoredCustomer], responses={404: problem})
     def risk(
         top: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
         by: Literal["risk", "value-at-risk"] = "value-at-risk",
-        segment: Annotated[list[str] | None, Query()] = None,
+        segment: Annotated[list[SegmentName] | None, Query()] = None,
         min_value: float = 0.0,
     ) -> list[dict]:
         if not len(service.scores):

@@ -28,12 +28,19 @@ class Transaction(BaseModel):
 
 
 class ScoreRequest(BaseModel):
-    """Either ``transactions`` (features are computed as of ``as_of``) or ready ``features`` rows."""
+    """Either ``transactions`` (features are computed as of ``as_of``) or ready ``features`` rows.
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    The schema says so (one of the two, non-empty), so that a body the schema allows is one the service takes."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={"oneOf": [{"required": ["transactions"]}, {"required": ["features"]}]},
+    )
     as_of: date | None = Field(None, description="Default: the day after the last transaction given (features: today).")
-    transactions: list[Transaction] | None = Field(None, max_length=MAX_LINES)
-    features: list[dict[str, float | int | str | None]] | None = Field(None, max_length=MAX_FEATURE_ROWS)
+    # Typed without None (the schema shows no null); absent is the default.
+    transactions: list[Transaction] = Field(None, min_length=1, max_length=MAX_LINES)
+    features: list[dict[str, float | int | str | None]] = Field(None, min_length=1, max_length=MAX_FEATURE_ROWS)
 
     @model_validator(mode="after")
     def _one_payload(self):
@@ -52,6 +59,12 @@ ScoredCustomer = create_model(
     },
     reasons=(list[str], Field([], description="The top drivers of the churn score, in words.")),
 )
+
+
+class Problem(BaseModel):
+    """Every 4xx answer: one sentence saying what is wrong and, where there is one, the fix."""
+
+    detail: str
 
 
 class ScoreResponse(BaseModel):
