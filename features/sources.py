@@ -99,9 +99,16 @@ def read_workbook(path: Path, sheet: str | None):
 
     A workbook whose data sheets have different headers is refused, naming them, so that no sheet is
     silently left out; the same column name twice in a header is refused too."""
+    import zipfile
+
     import pandas as pd
 
-    sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=str)
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=str)
+    except ImportError as exc:  # .xls needs xlrd, which is not a dependency
+        raise PropensityError(f"Cannot read {path}: {exc}. Or save it as .xlsx.") from None
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise PropensityError(f"Cannot read {path}: it is not a readable Excel workbook ({exc}).") from None
     if sheet is not None:
         if sheet not in sheets:
             raise PropensityError(f"{path} has no sheet {sheet!r}; its sheets are {list(sheets)}.")

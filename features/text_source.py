@@ -113,8 +113,9 @@ def register_text(con: duckdb.DuckDBPyConnection, path: Path, delimiter, encodin
         )
     encoding = (encoding or "utf-8").lower()
     header = _decode(path, head, encoding).lstrip("\ufeff").splitlines()[0]
-    if delimiter == " ":
-        delimiter = WHITESPACE
+    delimiter = {" ": WHITESPACE, "\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)  # as typed in a shell
+    if delimiter not in (None, WHITESPACE) and len(delimiter) != 1:
+        raise PropensityError(f"The delimiter must be one character (or 'whitespace'), not {delimiter!r}.")
     delimiter = delimiter or _delimiter(header)
     names = _header_names(path, header, delimiter)
     if encoding not in DUCKDB_ENCODINGS:

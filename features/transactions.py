@@ -52,8 +52,12 @@ def open_store_log(path: Path) -> TransactionLog:
 
 
 def open_source_log(source: Source, mapping: ColumnMapping) -> TransactionLog:
-    """Validate a source into an in-memory DuckDB and open it (nothing is written to disk)."""
-    con = duckdb.connect()
+    """Validate a source into an in-memory DuckDB and open it (nothing is written to disk).
+
+    Under the store's settings (memory limit), so that what validates also ingests."""
+    from features.store import duckdb_config
+
+    con = duckdb.connect(config=duckdb_config())
     report = ingest(con, source, mapping)
     return TransactionLog.on(con, report)
 

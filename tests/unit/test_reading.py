@@ -55,6 +55,14 @@ def test_the_delimiter_comes_from_the_header_even_when_rows_are_ragged(tmp_path)
     assert (report.accepted_rows, report.by_reason) == (1, {"malformed_row": 1})
 
 
+@pytest.mark.parametrize("typed", ["\t", "\\t", "tab"])
+def test_a_tab_delimiter_as_a_shell_passes_it(tmp_path, typed):
+    (tmp_path / "t.txt").write_text("customer_id\tts\tamount\n1\t2021-01-04\t3\n")
+    assert _load(tmp_path / "t.txt", delimiter=typed)[1].accepted_rows == 1
+    with pytest.raises(PropensityError, match="one character"):
+        _load(tmp_path / "t.txt", delimiter=";;")
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".tsv"])
 def test_the_same_column_name_twice_is_an_error_naming_it(tmp_path, suffix):
     sep = "," if suffix == ".csv" else "\t"
@@ -90,6 +98,9 @@ def test_gzip_csv_is_read_and_files_that_are_not_text_are_named(tmp_path):
     (tmp_path / "book.csv").write_bytes((tmp_path / "book.xlsx").read_bytes())
     with pytest.raises(PropensityError, match=r"ZIP archive \(an Excel workbook named \.csv\?\)"):
         _load(tmp_path / "book.csv")
+    (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(PropensityError, match=r"not a readable Excel workbook"):
+        _load(tmp_path / "broken.xlsx")
 
 
 def test_decimal_commas_are_read_when_declared(tmp_path):
