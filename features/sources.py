@@ -59,7 +59,13 @@ def register_source(con: duckdb.DuckDBPyConnection, source: Source, name: str = 
             return register_text(con, path, source.delimiter, source.encoding, name)
         elif suffix == ".parquet" or path.is_dir():
             glob = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({_sql_str(glob)})")
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({_sql_str(glob)})")
+            except duckdb.Error as exc:  # a footer or magic-bytes error: not (all of) a Parquet file
+                first = str(exc).strip().splitlines()[0].removeprefix("Invalid Input Error: ")
+                raise PropensityError(
+                    f"Cannot read {path}: it is not a complete Parquet file (cut off, or another format): {first}"
+                ) from None
         elif suffix in EXCEL_SUFFIXES:
             frame = read_workbook(path, source.sheet)
             con.register(f"{name}_frame", frame)

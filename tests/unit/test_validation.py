@@ -105,7 +105,7 @@ def test_unreadable_or_unknown_file_is_one_clear_error(tmp_path, name):
 
 def test_corrupt_parquet_is_one_clear_error(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"this is not parquet")
-    with pytest.raises(PropensityError, match=r"^Cannot read .*bad\.parquet"):
+    with pytest.raises(PropensityError, match=r"^Cannot read .*bad\.parquet: it is not a complete Parquet file"):
         ingest(duckdb.connect(), Source(tmp_path / "bad.parquet"), load_mapping("canonical"))
 
 
