@@ -110,12 +110,13 @@ def purchase_day_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
 
 
 def product_aggregates(tx: ir.Table, cutoffs: ir.Table) -> ir.Table:
-    """Per customer and cutoff: distinct products bought, and those bought again (at a later timestamp)."""
-    bought = tx.filter(~tx.is_return & tx.product_id.notnull()).select("customer_id", "product_id", "ts").distinct()
-    bought = bought.mutate(
-        ts_s=bought.ts.epoch_seconds().cast("int64"),
-        n=ibis.row_number().over(group_by=["customer_id", "product_id"], order_by="ts"),
-    )
+    """Per customer and cutoff: distinct products bought, and those bought again (at a later timestamp).
+
+    A dense rank of each customer x product's purchase times (ties share a rank) gives the first and the
+    second distinct time without first making the lines distinct (one pass less over the log)."""
+    bought = tx.filter(~tx.is_return & tx.product_id.notnull())
+    bought = bought.select("customer_id", "product_id", ts_s=bought.ts.epoch_seconds().cast("int64"))
+    bought = bought.mutate(n=ibis.dense_rank().over(group_by=["customer_id", "product_id"], order_by="ts_s"))
     firsts = (
         bought.filter(bought.n <= 1)
         .group_by(["customer_id", "product_id"])
