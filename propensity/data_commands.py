@@ -1,6 +1,5 @@
 """Commands for the data: generate, validate, ingest, features."""
 
-from __future__ import annotations
 
 import time
 from datetime import date

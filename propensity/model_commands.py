@@ -1,6 +1,5 @@
 """Commands for the models: train, evaluate."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated

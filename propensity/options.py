@@ -1,6 +1,5 @@
 """The CLI's shared option types and choices (Typer validates the enums and lists them in --help)."""
 
-from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path

@@ -1,6 +1,5 @@
 """Commands for scoring and what retention teams use: score, report, serve, risk-list, target, and the main job."""
 
-from __future__ import annotations
 
 import time
 from pathlib import Path
