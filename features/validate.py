@@ -91,14 +91,16 @@ def _classify_sql(columns: dict[str, str], types: dict[str, str], mapping: Colum
     if "invoice_id" in c or mapping.duplicates_without_invoice == "quarantine":
         checks.append(("duplicate_line", "__dup > 1"))
     reason = "CASE " + " ".join(f"WHEN {cond} THEN '{name}'" for name, cond in checks) + " END"
-    # A duplicate is the same in every column the contract reads (and the kept ones): a file's other
-    # columns, thousands of them perhaps, neither make two lines different nor cost the check memory.
+    # A duplicate is the same in every column. Classification carries only the contract's columns (and the
+    # kept ones) plus one 64-bit hash of all the others: a file with thousands of columns costs no memory.
     raw_cols = ", ".join(duckdb_identifier(col) for col in dict.fromkeys([*c.values(), *keep]))
+    others = [duckdb_identifier(col) for col in types if col not in c.values() and col not in keep]
+    rest = f"hash({', '.join(others)})" if others else "0"
     return f"""
-        WITH numbered AS (SELECT row_number() OVER () AS __row, {raw_cols} FROM raw_source),
+        WITH numbered AS (SELECT row_number() OVER () AS __row, {raw_cols}, {rest} AS __rest FROM raw_source),
         typed AS (
             SELECT numbered.*, {", ".join(typed)},
-                   row_number() OVER (PARTITION BY {raw_cols} ORDER BY __row) AS __dup
+                   row_number() OVER (PARTITION BY {raw_cols}, __rest ORDER BY __row) AS __dup
             FROM numbered
         )
         SELECT *, {reason} AS __reason FROM typed

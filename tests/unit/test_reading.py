@@ -146,12 +146,15 @@ def test_identical_lines_without_invoice_ids_are_kept_and_counted_unless_asked(t
     assert (report.accepted_rows, report.by_reason) == (2, {"duplicate_line": 1})
 
 
-def test_columns_the_contract_does_not_read_neither_split_duplicates_nor_cost_the_check(tmp_path):
+def test_a_file_with_thousands_of_columns_loads_and_duplicates_stay_exact(tmp_path):
     extra = [f"extra_{k}" for k in range(2000)]
     same = ",".join(["x"] * len(extra))
-    other = ",".join(["y" if k == 7 else "x" for k in range(len(extra))])  # differs only where nobody reads
-    text = HEADER.strip() + "," + ",".join(extra) + "\n" + f"{LINES[0]},{same}\n{LINES[0]},{other}\n"
+    other = ",".join(
+        ["y" if k == 7 else "x" for k in range(len(extra))]
+    )  # differs only where the contract does not read
+    text = HEADER.strip() + "," + ",".join(extra) + "\n" + f"{LINES[0]},{same}\n{LINES[0]},{other}\n{LINES[0]},{same}\n"
     (tmp_path / "wide.csv").write_text(text)
     con, report = _load(tmp_path / "wide.csv")
-    assert report.by_reason == {"duplicate_line": 1}
-    assert con.execute('SELECT "extra_7" FROM quarantine').fetchall() == [("y",)]  # kept as it came
+    assert (report.accepted_rows, report.by_reason) == (2, {"duplicate_line": 1})  # only the exact copy
+    got = con.execute('SELECT source_row, "extra_7", "extra_1999" FROM quarantine').fetchall()
+    assert got == [(3, "x", "x")]  # the quarantined row keeps all of its columns
