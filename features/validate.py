@@ -97,7 +97,8 @@ def _classify_sql(columns: dict[str, str], types: dict[str, str], mapping: Colum
     others = [duckdb_identifier(col) for col in types if col not in c.values() and col not in keep]
     rest = f"hash({', '.join(others)})" if others else "0"
     return f"""
-        WITH numbered AS (SELECT row_number() OVER () AS __row, {raw_cols}, {rest} AS __rest FROM raw_source),
+        WITH hashed AS (SELECT {raw_cols}, {rest} AS __rest FROM raw_source),  -- hashed before the window stores rows
+        numbered AS (SELECT row_number() OVER () AS __row, * FROM hashed),
         typed AS (
             SELECT numbered.*, {", ".join(typed)},
                    row_number() OVER (PARTITION BY {raw_cols}, __rest ORDER BY __row) AS __dup

@@ -1,6 +1,5 @@
 """Commands for the data: generate, validate, ingest, features."""
 
-
 import time
 from datetime import date
 from pathlib import Path

@@ -1,6 +1,5 @@
 """Commands for the models: train, evaluate."""
 
-
 from pathlib import Path
 from typing import Annotated
 

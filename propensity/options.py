@@ -1,6 +1,5 @@
 """The CLI's shared option types and choices (Typer validates the enums and lists them in --help)."""
 
-
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated

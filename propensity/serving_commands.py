@@ -1,6 +1,5 @@
 """Commands for scoring and what retention teams use: score, report, serve, risk-list, target, and the main job."""
 
-
 import time
 from pathlib import Path
 from typing import Annotated
