@@ -44,13 +44,13 @@ def _head(path: Path) -> tuple[bytes, bool]:
 
 
 def _decode(path: Path, head: bytes, encoding: str) -> str:
-    complete = head if len(head) < HEAD_BYTES else head[: head.rfind(b"\n") + 1] or head
+    """The first bytes as text; a character cut by the end of ``head`` is not an error (incremental decoding)."""
     try:
-        return complete.decode(encoding)
+        return codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) < HEAD_BYTES)
     except UnicodeDecodeError as exc:
-        line = complete[: exc.start].count(b"\n") + 1
+        line = head[: exc.start].count(b"\n") + 1
         raise PropensityError(
-            f"Cannot read {path}: it is not {encoding} text (byte 0x{complete[exc.start]:02X} on line {line}); "
+            f"Cannot read {path}: it is not {encoding} text (byte 0x{head[exc.start]:02X} on line {line}); "
             "give its encoding, e.g. --encoding latin-1."
         ) from None
     except LookupError:

@@ -85,6 +85,16 @@ def test_encodings_an_unreadable_one_is_named_and_the_option_reads_it(tmp_path):
     assert report.accepted_rows == 1
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_files_longer_than_the_sniffed_head_read_whole_whatever_their_encoding(tmp_path, encoding):
+    rows = "customer_id,ts,amount,country\n" + "".join(f"{i},2021-01-04,3,Espa\u00f1a\n" for i in range(6000))
+    (tmp_path / "long.csv").write_bytes(rows.encode(encoding))  # longer than the 64 KB head read first
+    con, report = _load(tmp_path / "long.csv", encoding=encoding)
+    assert report.accepted_rows == 6000 and con.execute("SELECT DISTINCT country FROM transactions").fetchall() == [
+        ("Espa\u00f1a",)
+    ]
+
+
 def test_gzip_csv_is_read_and_files_that_are_not_text_are_named(tmp_path):
     with gzip.open(tmp_path / "log.csv.gz", "wt") as f:
         f.write(HEADER + "\n".join(LINES) + "\n")
