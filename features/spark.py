@@ -25,7 +25,7 @@ from features.build import features_expr, training_expr
 from features.cutoffs import Horizons, as_cutoff, check_label_cutoffs, data_window
 from features.errors import PropensityError
 
-REQUIRED = ("customer_id", "invoice_id", "ts", "amount", "is_return")
+REQUIRED = ("customer_id", "invoice_id", "ts", "is_return")  # no amount: an event log (money features left out)
 LOCAL_DEFAULTS = {  # for local[*] sessions; a cluster keeps its own settings unless given
     "spark.ui.enabled": "false",
     "spark.sql.shuffle.partitions": "4",

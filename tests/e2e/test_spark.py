@@ -79,6 +79,19 @@ def test_generated_log_features_and_labels_match(spark, small_synthetic, tmp_pat
     _assert_same(build_training_table(tx, cutoffs, horizons), _spark_frame(log, cutoffs, horizons, True))
 
 
+def test_an_event_log_without_amounts_matches_too(spark, small_synthetic, tmp_path):
+    """A log without money (one line per purchase): the same features, labels without spend, on both engines."""
+    from features.spark import open_spark_log
+
+    tx = small_synthetic[0]
+    events = tx.filter(~tx.is_return).drop("quantity", "unit_price", "amount")
+    log = open_spark_log(_canonical_parquet(events, tmp_path / "events.parquet"), spark)
+    cutoffs = monthly_cutoffs("2023-01-01", "2023-06-01")
+    duck = build_training_table(events, cutoffs, Horizons(90, 30))
+    assert "spend" not in duck.columns and "monetary_total" not in duck.columns
+    _assert_same(duck, _spark_frame(log, cutoffs, Horizons(90, 30), True))
+
+
 def test_spark_writes_parquet_partitioned_by_as_of_equal_to_duckdb(spark, small_synthetic, tmp_path):
     from features.spark import open_spark_log, write_spark_features
 
