@@ -131,11 +131,8 @@ def read_workbook(path: Path, sheet: str | None):
             f"{path} has data on sheets with different headers ({', '.join(map(repr, with_data))}); "
             "say which one to read with --sheet NAME (sheets that share the first one's header are read together)."
         )
-    twice = sorted({n for n in headers[first] if headers[first].count(n) > 1})
-    if twice:
-        raise PropensityError(
-            f"Cannot read {path}: the header names the column {twice[0]!r} twice "
-            f"(columns: {headers[first]}); rename one so that each column has one meaning."
-        )
+    from features.text_source import refuse_repeated_names
+
+    refuse_repeated_names(path, headers[first])
     frames = [v.iloc[1:].set_axis(headers[first], axis=1) for v in with_data.values()]
     return pd.concat(frames, ignore_index=True)

@@ -71,11 +71,12 @@ def _header_names(path: Path, header: str, delimiter: str | None) -> list[str]:
         names = header.split()
     else:
         names = [n.strip() for n in next(csv.reader([header], delimiter=delimiter or ","))]
-    seen, twice = set(), []
-    for name in names:
-        if name in seen and name not in twice:
-            twice.append(name)
-        seen.add(name)
+    return refuse_repeated_names(path, names)
+
+
+def refuse_repeated_names(path: Path, names: list[str]) -> list[str]:
+    """A header that names a column twice is refused by name (text and Excel headers alike)."""
+    twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise PropensityError(
             f"Cannot read {path}: the header names the column {twice[0]!r} twice "

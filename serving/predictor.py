@@ -66,8 +66,13 @@ class Models:
         trained on an event log, without amounts, and no value model); P(purchase) without a churn model."""
         if not self.churn:
             return "p_purchase"
-        known = self.value is not None or "net_spend_total" in self.feature_spec.numeric
-        return "value_at_risk" if known else "p_churn"
+        return "value_at_risk" if self.value_known else "p_churn"
+
+    @property
+    def value_known(self) -> bool:
+        """CLV can be computed: from the value model, or from the historic net spend rate (models trained
+        with money features; not on an event log)."""
+        return self.value is not None or "net_spend_total" in self.feature_spec.numeric
 
     @cached_property
     def feature_spec(self) -> FeatureSpec:
