@@ -56,6 +56,14 @@ class Family:
     kind: str = "binary"  # binary: a probability (churn, purchase); value: an amount (net spend)
 
 
+def set_threads(estimator, n: int) -> None:
+    """Every part of ``estimator`` that sets ``n_jobs`` (the boosted trees, a forest) runs on ``n`` threads (parts
+    left at None run on one already)."""
+    params = estimator.get_params(deep=True)
+    threaded = [k for k, v in params.items() if (k == "n_jobs" or k.endswith("__n_jobs")) and v is not None]
+    estimator.set_params(**dict.fromkeys(threaded, n))
+
+
 def _with_btyd(spec, scale: bool) -> list:
     """Pipeline head shared by the learners: BG/NBD features (fitted on training rows), then preprocessing."""
     return [("btyd", BGNBDFeatures()), ("prep", preprocessor(spec, scale))]

@@ -25,9 +25,8 @@ from features.transactions import TransactionLog
 from models.explain import btyd_values, contributions
 from models.packaged import PropensityModel
 from models.spec import FeatureSpec, model_input
-from models.value import clv
 from serving.reasons import REASON_COLUMNS, top_reasons
-from serving.value import load_value_settings, predicted_value
+from serving.value import customer_value, with_scored_inputs
 
 LIFECYCLE_INPUTS = ("recency_days", "tenure_days", "overdue_ratio", "frequency_days")
 SORT_KEYS = {"risk": "p_churn", "value-at-risk": "value_at_risk", "purchase": "p_purchase"}
@@ -119,7 +118,8 @@ def default_as_of(log: TransactionLog) -> date:
 
 
 def reference_columns(rules: SegmentRules) -> list[str]:
-    """The feature columns a segment reference (and the lifecycle rule) reads: kept in the scores table."""
+    """The columns a segment reference (and the lifecycle rule) reads: kept in the scores table. Features, or
+    predicted value and CLV where a rule names them (``serving.value.SCORED_RULE_INPUTS``)."""
     r, vm = rules.rfm, rules.value_matrix
     wanted = [r.recency, r.frequency, r.monetary, vm.frequency, vm.order_value, rules.abc.value, *LIFECYCLE_INPUTS]
     return list(dict.fromkeys(wanted))
@@ -160,8 +160,9 @@ def score_features(
     reference: SegmentReference | None = None,
     reasons_share: float = 1.0,
     reasons_from_value_at_risk: float | None = None,
+    rules: SegmentRules | None = None,
 ) -> pd.DataFrame:
-    """Score feature rows: the one scoring path batch scoring and the REST service share.
+    """Score feature rows: the one scoring path batch scoring, Spark and the REST service share.
 
     Ranked by value at risk (highest first). Segments are placed against ``reference`` (default: the
     rows' own population per as_of); reasons are written for the top ``reasons_share`` of the ranking,
@@ -170,19 +171,19 @@ def score_features(
     Columns are computed as arrays and the result is built once: the REST service scores one
     customer at a time, and each pandas operation costs it a fixed ~0.1 ms whatever the row count.
     """
-    rules = load_segment_rules()
+    rules = rules or load_segment_rules()  # the configured ones unless given
     require_model_inputs(features, models)
     X = model_input(features, models.feature_spec)  # each model takes its columns
     missing = np.full(len(features), np.nan)
     p_churn = models.churn.predict_proba(X) if models.churn else missing
     p_purchase = models.purchase.predict_proba(X) if models.purchase else missing
-    spend, horizon_days = predicted_value(features, X, models)
-    value = clv(spend, horizon_days, load_value_settings())
+    spend, value = customer_value(features, X, models)
     at_risk = p_churn * value
     ranked_by = {"value_at_risk": at_risk, "p_churn": p_churn, "p_purchase": p_purchase}[models.ranked_by]
     ids = features["customer_id"].array
     order = np.lexsort((np.asarray(ids, dtype=object), -ranked_by))  # descending (missing last), then id
-    segments = assign_segments(features, rules, reference, keys=False)
+    rule_inputs = with_scored_inputs(features, reference_columns(rules), spend, value)
+    segments = assign_segments(rule_inputs, rules, reference, keys=False)
     clusters = _cluster_model(models.lead)
     columns = {
         "customer_id": ids.take(order),

@@ -68,7 +68,7 @@ SCORED_COLUMNS: tuple[Column, ...] = (
     Column("m_score", int, "monetary score 1-5", listed=False),
     Column("lifecycle", str, "lifecycle stage", reported=True),
     Column("value_matrix", str, "value matrix cell (frequency x order value)"),
-    Column("abc_tier", str, "ABC tier by historic value"),
+    Column("abc_tier", str, "ABC tier by historic spend (or by predicted CLV: `abc.value: expected_value`)"),
     Column(
         "cluster",
         int,

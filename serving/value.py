@@ -9,7 +9,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from models.value import ValueSettings, historic_rate
+from models.value import ValueSettings, clv, historic_rate
+
+# Columns scoring adds that a segment rule may read instead of a historic feature (features/config/segments.yaml):
+# e.g. ``abc: {value: expected_value}`` tiers customers by their predicted CLV instead of their past spend.
+SCORED_RULE_INPUTS = ("predicted_value", "expected_value")
 
 
 @cache
@@ -45,3 +49,17 @@ def predicted_value(features: pd.DataFrame, X: pd.DataFrame, models) -> tuple[np
     if "net_spend_total" not in features.columns:  # an event log: value unknown, not faked
         return np.full(len(features), np.nan), models.lead.horizon_days
     return historic_rate(features, models.lead.horizon_days), models.lead.horizon_days
+
+
+def customer_value(features: pd.DataFrame, X: pd.DataFrame, models) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: net spend predicted over the value horizon (``predicted_value``) and the CLV from it
+    (``expected_value``)."""
+    spend, horizon_days = predicted_value(features, X, models)
+    return spend, clv(spend, horizon_days, load_value_settings())
+
+
+def with_scored_inputs(features: pd.DataFrame, rule_columns, spend: np.ndarray, value: np.ndarray) -> pd.DataFrame:
+    """The rows the segment rules read: the features, plus predicted value and CLV where a rule names them."""
+    scored = {"predicted_value": spend, "expected_value": value}
+    wanted = {c: v for c, v in scored.items() if c in rule_columns}
+    return features.assign(**wanted) if wanted else features

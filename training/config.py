@@ -46,6 +46,7 @@ class TrainingConfig(_Strict):
     grid: Literal["monthly", "weekly"] = "monthly"
     train_window_cutoffs: int | None = Field(None, ge=1)  # None: every closed cutoff trains (an expanding window)
     tuning: Tuning = Tuning()
+    workers: int = Field(2, ge=1)  # families compared at once, each in its own process on one thread
     svm_max_rows: int = 20_000
     champion_rule: Literal["one_se", "best"] = "one_se"
     bootstrap_resamples: int = 200

@@ -9,7 +9,6 @@ out-of-time scores, and registered with a record of what trained and calibrated 
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,27 +23,15 @@ from features.cutoffs import Horizons
 from features.errors import PropensityError
 from features.transactions import TransactionLog
 from models.calibration import Calibrator
-from models.families import get_family
 from models.spec import model_input
+from training.compare import leaderboard, run_families
 from training.config import TrainingConfig
-from training.dataset import LABELS, TaskData, prepare_task
+from training.dataset import LABELS, prepare_task
 from training.evaluation import evaluation_artifacts, log_family, log_leaderboard, margins_over_baselines
-from training.metrics import ranking_metrics, task_metrics
+from training.metrics import task_metrics
 from training.register import model_record, register_model
 from training.select import choose_calibration, choose_champion
-from training.tune import calibration_scores, fit_family, pooled, score_origins, tune_family
-
-TEST_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_at_10", "precision_at_10")
-VALUE_TEST_METRICS = ("gini", "spearman", "mae", "total_error", "decile_mape")
-
-
-def test_metrics(task: str) -> tuple[str, ...]:
-    return VALUE_TEST_METRICS if task == "value" else TEST_METRICS
-
-
-def leaderboard_columns(task: str) -> list[str]:
-    ranking = [f"mean_{m}" for m in ranking_metrics(task)]
-    return ["family", "kind", "backtest_metric", *(f"test_{k}" for k in test_metrics(task)), *ranking, "fit_s"]
+from training.tune import calibration_scores, fit_family, pooled
 
 
 @dataclass
@@ -65,52 +52,6 @@ class TaskResult:
     plan: str = ""
     test_predictions: pd.DataFrame = field(default_factory=pd.DataFrame)  # y and the calibrated p on the test origin
     metric: str = "pr_auc"  # what chose the champion on the backtest
-
-
-def run_family(name: str, data: TaskData, cfg: TrainingConfig) -> dict:
-    """Tune on the backtest origins, then score every origin with the chosen parameters."""
-    family = get_family(name)
-    params = tune_family(family, data, data.plan.backtest or (data.plan.test,), cfg)
-    t0 = time.perf_counter()
-    scores = score_origins(family, params, data, data.plan.origins, cfg, cfg.tuning.backtest_max_rows)
-    fit_s = (time.perf_counter() - t0) / len(scores)
-    y_b, p_b = pooled(scores[:-1] or scores[-1:])
-    test = scores[-1]
-    metrics = task_metrics(data.task)
-    per_origin = [
-        {"family": name, "origin": str(s.origin.as_of), **{k: metrics(s.y, s.p)[k] for k in ranking_metrics(data.task)}}
-        for s in scores
-    ]
-    return {
-        "name": name,
-        "family": family,
-        "params": params,
-        "scores": scores,
-        "p_backtest": p_b,
-        "backtest": metrics(y_b, p_b),
-        "p_test": test.p,
-        "test": metrics(test.y, test.p),
-        "per_origin": per_origin,
-        "fit_s": fit_s,
-    }
-
-
-def _leaderboard(results: list[dict], metric: str, task: str) -> pd.DataFrame:
-    rows = []
-    for r in results:
-        origins = pd.DataFrame(r["per_origin"])
-        rows.append(
-            {
-                "family": r["name"],
-                "kind": "baseline" if r["family"].baseline else "model",
-                "backtest_metric": r["backtest"][metric],
-                **{f"test_{k}": r["test"][k] for k in test_metrics(task)},
-                **{f"mean_{m}": origins[m].mean() for m in ranking_metrics(task)},
-                "fit_s": r["fit_s"],
-            }
-        )
-    board = pd.DataFrame(rows, columns=leaderboard_columns(task))
-    return board.sort_values("backtest_metric", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def train_task(
@@ -138,12 +79,10 @@ def train_task(
         mlflow.log_params({"metric": metric, "seed": cfg.seed, "grid": cfg.grid, "origins": cfg.origins})
         mlflow.log_metrics({"rows": fingerprint["rows"], "rate": fingerprint["rate"]})
 
-        results = []
-        for name in families:
-            progress(f"{task}: {name}")
-            results.append(run_family(name, data, cfg))
-            log_family(results[-1])
-        board = _leaderboard(results, metric, task)
+        results = run_families(families, data, cfg, progress)
+        for result in results:
+            log_family(result, cfg.metric_for(task))
+        board = leaderboard(results, metric, task)
         y_backtest, _ = pooled(results[0]["scores"][:-1] or results[0]["scores"][-1:])
         champion, selection = choose_champion(results, y_backtest, cfg, metric)
         mlflow.log_dict(selection, "selection.json")

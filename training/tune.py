@@ -12,16 +12,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import mlflow
 import numpy as np
 import optuna
 from sklearn.model_selection import train_test_split
 
 from models.families import Family
+from models.pipeline import set_threads
 from training.backtest import Origin
 from training.config import TrainingConfig
 from training.dataset import TaskData
 from training.metrics import task_metrics
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    params: dict
+    score: float  # the tuning metric on the pooled backtest origins
 
 
 @dataclass
@@ -39,9 +46,20 @@ def fixed_params(family: Family, task: str, cfg: TrainingConfig) -> dict:
     return {"horizon_days": cfg.horizons[task]} if family.kind == "value" and not family.tuned else {}
 
 
-def fit_family(family: Family, params: dict, data: TaskData, cutoffs, cfg: TrainingConfig, max_rows: int | None = None):
+def fit_family(
+    family: Family,
+    params: dict,
+    data: TaskData,
+    cutoffs,
+    cfg: TrainingConfig,
+    max_rows: int | None = None,
+    threads: int | None = 1,
+):
     """The family with these parameters, fitted on the rows of these cutoffs (a seeded stratified subsample of
-    at most ``max_rows`` of them when given; the SVM's kernel approximation never takes more than ``svm_max_rows``)."""
+    at most ``max_rows`` of them when given; the SVM's kernel approximation never takes more than ``svm_max_rows``).
+
+    ``threads``: the learner's own threads (1 for every backtest fit, so that families can run side by side and
+    a result never depends on how many ran at once; None keeps the family's setting, as the champion's refit does)."""
     X, y = data.xy(cutoffs)
     if family.name == "svm":
         max_rows = min(max_rows or cfg.svm_max_rows, cfg.svm_max_rows)
@@ -51,7 +69,10 @@ def fit_family(family: Family, params: dict, data: TaskData, cutoffs, cfg: Train
         X, _, y, _ = train_test_split(X, y, train_size=max_rows, stratify=strata, random_state=cfg.seed)
     if not binary:  # net spend below zero (more returned than bought in the window) is learned as zero
         y = np.maximum(y, 0.0)
-    return family.build(data.spec, params, cfg.seed).fit(X, y)
+    model = family.build(data.spec, params, cfg.seed)
+    if threads is not None:
+        set_threads(model, threads)
+    return model.fit(X, y)
 
 
 def predict(model, X) -> np.ndarray:
@@ -88,24 +109,23 @@ def pooled(scores: list[OriginScores]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([s.y for s in scores]), np.concatenate([s.p for s in scores])
 
 
-def tune_family(family: Family, data: TaskData, origins, cfg: TrainingConfig, log_trials: bool = True) -> dict:
-    """Best parameters by ``cfg.metric`` on the pooled scores of ``origins`` (fixed ones for untuned families)."""
+def tune_family(family: Family, data: TaskData, origins, cfg: TrainingConfig) -> tuple[dict, list[Trial]]:
+    """Best parameters by ``cfg.metric`` on the pooled scores of ``origins`` (fixed ones for untuned families),
+    and every trial (the caller logs them: a search may run in a worker process with no MLflow run)."""
     if not family.tuned:
-        return fixed_params(family, data.task, cfg)
+        return fixed_params(family, data.task, cfg), []
     optuna.logging.set_verbosity(logging.WARNING)
+    trials: list[Trial] = []
 
     def objective(trial: optuna.Trial) -> float:
         params = family.space(trial)
         scores = score_origins(family, params, data, origins, cfg, cfg.tuning.max_rows)  # trials: bounded rows
         score = task_metrics(data.task)(*pooled(scores))[cfg.metric_for(data.task)]
-        if log_trials:
-            with mlflow.start_run(run_name=f"{family.name}-trial-{trial.number}", nested=True):
-                mlflow.log_params(params)
-                mlflow.log_metric(f"backtest_{cfg.metric}", score)
+        trials.append(Trial(trial.number, params, float(score)))
         return -np.inf if np.isnan(score) else score
 
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed), study_name=family.name
     )
     study.optimize(objective, n_trials=cfg.tuning.n_trials, timeout=cfg.tuning.timeout_s)
-    return family.space(optuna.trial.FixedTrial(study.best_params))  # with the space's constants
+    return family.space(optuna.trial.FixedTrial(study.best_params)), trials  # with the space's constants

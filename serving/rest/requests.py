@@ -26,6 +26,7 @@ from features.sources import Source
 from features.validate import ingest
 from serving.predictor import LIFECYCLE_INPUTS, Models, reference_columns, require_model_inputs
 from serving.rest.schemas import ScoreRequest
+from serving.value import SCORED_RULE_INPUTS
 
 COMPILED_CACHE = 8
 ACCEPTED = "accepted"  # the validated lines of a batch
@@ -138,7 +139,11 @@ class RequestFeatures:
             "customer_id",
             "tenure_days",
             *LIFECYCLE_INPUTS,
-            *(c for c in reference_columns(self.rules) if c not in MONEY or c in self.models.feature_spec.numeric),
+            *(
+                c
+                for c in reference_columns(self.rules)
+                if c not in SCORED_RULE_INPUTS and (c not in MONEY or c in self.models.feature_spec.numeric)
+            ),
             *self.models.feature_spec.columns,
         }
         if self.models.lead.clusters:

@@ -118,7 +118,10 @@ class Service:
         answers: list[ScoreResponse | PropensityError | None] = [errors.get(k) for k in range(len(requests))]
         if frames:
             scored = score_features(
-                frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True), self.models, reference
+                frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True),
+                self.models,
+                reference,
+                rules=self.rules,
             )
             owner = pd.concat(keys) if len(keys) > 1 else keys[0]
             owner = owner.reindex(scored["customer_id"])

@@ -429,3 +429,26 @@ def test_feature_row_requests_batched_with_bad_ones(service, trained_store):
         assert together[k].model_dump() == service.score(requests[k]).model_dump()
     got = {c.customer_id: c.p_churn for r in (together[0], together[3]) for c in r.customers}
     assert got == pytest.approx(batch["p_churn"].to_dict(), rel=1e-12)
+
+
+def test_rest_places_clv_tiers_against_the_batch_population(service, trained_store):
+    """With ``abc.value: expected_value`` the service asks no extra column of the caller and tiers each customer by
+    where their predicted CLV falls in the latest batch population's."""
+    from features.segments import segment_reference
+    from serving.rest.requests import RequestFeatures
+    from serving.rest.schemas import ScoreRequest
+
+    rules = service.rules.model_copy(update={"abc": service.rules.abc.model_copy(update={"value": "expected_value"})})
+    service.rules, service.features = rules, RequestFeatures(service.models, rules)
+    service.reload()
+    batch, lines = _batch_and_lines(trained_store)
+    as_of = str(batch["as_of"].iloc[0].date())
+    answer = service.score(ScoreRequest.model_validate({"as_of": as_of, "transactions": lines}))
+    api = pd.DataFrame([c.model_dump() for c in answer.customers]).set_index("customer_id").loc[batch.index]
+    population = service.scores["expected_value"].to_numpy()
+    share_above = np.array([((population > v).sum() + 1) / len(population) for v in api["expected_value"]])
+    expected = np.select(
+        [share_above <= rules.abc.a_share, share_above <= rules.abc.a_share + rules.abc.b_share], ["A", "B"], "C"
+    )
+    assert segment_reference(service.scores, rules).n == len(population)
+    assert api["abc_tier"].tolist() == expected.tolist() and "A" in expected

@@ -215,3 +215,48 @@ def test_spark_scoring_matches_batch_scoring(spark, trained_store, tmp_path, sha
         assert abs(explained.sum() - top) <= max(2, 0.01 * len(batch))
         k = min(explained.sum(), top)
         _assert_same_reasons(spark_scores[reasons].head(k), batch[reasons].head(k))
+
+
+def test_value_segments_can_follow_predicted_clv_on_batch_and_spark(spark, trained_store, tmp_path):
+    """segments.yaml may tier customers by predicted CLV (``abc.value: expected_value``) and put predicted spend on
+    the value matrix's value axis: batch tiers the population by CLV, and Spark gives every customer the same tier."""
+    from conftest import point_mlflow_at
+
+    from features.segments import load_segment_rules
+    from features.spark import open_spark_log
+    from features.store import store_path
+    from features.transactions import open_store_log
+    from serving.predictor import default_as_of, load_models, score_features
+    from serving.spark_scoring import read_spark_scores, score_on_spark
+
+    default = load_segment_rules()
+    rules = default.model_copy(
+        update={
+            "abc": default.abc.model_copy(update={"value": "expected_value"}),
+            "value_matrix": default.value_matrix.model_copy(update={"order_value": "predicted_value"}),
+        }
+    )
+    point_mlflow_at(trained_store)
+    duck = open_store_log(store_path(trained_store))
+    try:
+        models = load_models()
+        as_of = default_as_of(duck)
+        features = build_features(duck.table, [as_of], models.lookback_days)
+        duck.table.to_parquet(tmp_path / "tx.parquet")
+    finally:
+        duck.close()
+    batch = score_features(features, models, reasons_share=0.0, rules=rules)
+    historic = score_features(features, models, reasons_share=0.0)
+    assert models.value is not None
+    tiers = batch.groupby("abc_tier")["expected_value"].agg(["min", "max", "size"])
+    assert tiers.loc["A", "min"] >= tiers.loc["B", "max"] and tiers.loc["B", "min"] >= tiers.loc["C", "max"]
+    assert abs(tiers.loc["A", "size"] / len(batch) - default.abc.a_share) < 0.01
+    assert (batch["abc_tier"] != historic["abc_tier"]).any()  # the option changes something
+    high = batch["predicted_value"] > batch["predicted_value"].median()
+    assert batch.loc[high, "value_matrix"].isin(["premium", "big-ticket"]).all()
+
+    score_on_spark(open_spark_log(tmp_path / "tx.parquet", spark), as_of, models, tmp_path / "s", 0.0, rules)
+    on_spark = read_spark_scores(tmp_path / "s", as_of)
+    assert on_spark["customer_id"].tolist() == batch["customer_id"].tolist()
+    for column in ("abc_tier", "value_matrix", "rfm_segment"):
+        assert on_spark[column].tolist() == batch[column].tolist(), column

@@ -62,8 +62,19 @@ def test_train_register_load_by_alias_predict(log, tracking):
     p_fresh, p_stale = model.predict_proba(model_input(pd.concat([fresh, stale]), model.feature_spec))
     assert p_fresh < p_stale
 
-    # same config and seed: the same leaderboard (to a tolerance far below any difference that could change a choice)
-    again = train_task(log, "churn", cfg, register=False)
+    # each tuning trial is a run under its family's run (the families ran in worker processes)
+    import mlflow
+
+    trials = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.mlflow.runName LIKE 'decision_tree-trial-%'"
+    )
+    family_run = mlflow.search_runs(search_all_experiments=True, filter_string="tags.mlflow.runName = 'decision_tree'")
+    assert len(trials) == 2 and set(trials["tags.mlflow.parentRunId"]) == set(family_run["run_id"])
+
+    # same config and seed: the same leaderboard (to a tolerance far below any difference that could change a choice),
+    # whether the families ran side by side (2 workers, the default) or one after another
+    assert cfg.workers == 2
+    again = train_task(log, "churn", cfg.model_copy(update={"workers": 1}), register=False)
     pd.testing.assert_frame_equal(
         result.leaderboard.drop(columns=["fit_s"]), again.leaderboard.drop(columns=["fit_s"]), rtol=1e-9, atol=1e-12
     )

@@ -183,3 +183,23 @@ def test_an_unreachable_tracking_server_is_one_sentence_within_seconds(monkeypat
     with pytest.raises(PropensityError, match=rf"Cannot reach the MLflow tracking server at http://127.0.0.1:{port}"):
         configure_tracking()
     assert time.perf_counter() - t0 < 10
+
+
+def test_backtest_fits_run_each_learner_on_one_thread_and_the_refit_keeps_the_familys_threads():
+    from models.families import get_family
+    from models.pipeline import set_threads
+    from models.spec import FeatureSpec
+
+    spec = FeatureSpec(numeric=("recency_days",), categorical=())
+    for name in ("random_forest", "xgboost", "lightgbm", "lightgbm_tweedie", "xgboost_tweedie"):
+        model = get_family(name).build(spec, {}, 0)
+        threads = {k: v for k, v in model.get_params().items() if k.endswith("n_jobs") and v is not None}
+        assert set(threads.values()) == {2}, name  # the registered model's setting: batch scoring uses both cores
+        set_threads(model, 1)
+        assert all(model.get_params()[k] == 1 for k in threads), name
+    logistic = get_family("logistic").build(spec, {"C": 1.0}, 0)
+    before = logistic.get_params()
+    set_threads(logistic, 1)  # nothing set, nothing changed (scikit-learn deprecates n_jobs there)
+    assert logistic.get_params().keys() == before.keys() and all(
+        logistic.get_params()[k] is None for k in before if k.endswith("n_jobs")
+    )
