@@ -14,9 +14,10 @@ import pandas as pd
 from features.cutoffs import as_cutoff
 from features.errors import PropensityError
 from features.store import data_dir as resolve_data_dir
-from features.store import require_table, store_connection, write_frame
+from features.store import require_table, store_connection
 from features.transactions import TransactionLog
 from serving.batch import BatchResult, run_batch
+from serving.exports import write_list
 from serving.predictor import Models, load_models
 from serving.schema import LIST_COLUMNS
 from serving.score_store import scores_as_of
@@ -121,7 +122,7 @@ def write_risk_list(
 
     scores = stored_scores(data_dir, as_of)
     chosen = risk_list(scores, top, by, segment, min_value)
-    write_frame(chosen[[c for c in LIST_COLUMNS if c in chosen.columns]], out)
+    write_list(chosen[[c for c in LIST_COLUMNS if c in chosen.columns]], out)
     return chosen, pd.Timestamp(scores["as_of"].iloc[0]).date()
 
 
@@ -138,5 +139,5 @@ def write_contact_list(
     from serving.targeting import PLAN_COLUMNS, plan_contacts
 
     chosen, plan = plan_contacts(stored_scores(data_dir, as_of), budget, cost_per_contact, value_per_save, success_rate)
-    write_frame(chosen[[*(c for c in LIST_COLUMNS if c in chosen.columns), *PLAN_COLUMNS]], out)
+    write_list(chosen[[*(c for c in LIST_COLUMNS if c in chosen.columns), *PLAN_COLUMNS]], out)
     return plan

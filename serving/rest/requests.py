@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from datetime import date, timedelta
+from datetime import date
 
 import duckdb
 import numpy as np
@@ -68,15 +68,16 @@ class RequestFeatures:
         return self.compiled[key]
 
     def from_lines(
-        self, jobs: dict[int, ScoreRequest]
-    ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict[int, PropensityError], dict[int, dict]]:
+        self, jobs: dict[int, ScoreRequest], default_as_of: date
+    ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict[int, PropensityError], dict[int, dict], dict[int, int]]:
         """Features of several requests' lines (with the same columns) in one validation and one query.
 
         Each line carries its request's slot through validation. The feature query then keys each
         (slot, customer) pair by an opaque request key, so that the same customer in two requests
         stays two customers; ``keys`` maps it back. Returns the feature rows of every request (each at
         its own cutoff, keyed by request key), the keys, the errors of requests with nothing to score,
-        and each request's quarantine counts.
+        each request's quarantine counts, and how many of its valid lines fall on or after its cutoff
+        (``default_as_of`` for a request without one).
         """
         rows = [{**t.model_dump(exclude_unset=True), SLOT: k} for k, job in jobs.items() for t in job.transactions]
         frame = pd.DataFrame(rows)
@@ -98,10 +99,15 @@ class RequestFeatures:
             if k not in accepted
         }
         if not accepted:
-            return None, None, errors, quarantined
-        cutoffs = {
-            k: as_cutoff(jobs[k].as_of) if jobs[k].as_of else last + timedelta(days=1) for k, last in accepted.items()
-        }
+            return None, None, errors, quarantined, {}
+        cutoffs = {k: as_cutoff(jobs[k].as_of) if jobs[k].as_of else default_as_of for k in accepted}
+        values = ", ".join(f"({k}, TIMESTAMP '{c}')" for k, c in cutoffs.items())
+        later = dict(
+            self.con.execute(
+                f"SELECT a.{SLOT}, count(*) FROM {ACCEPTED} a JOIN (VALUES {values}) c(slot, cutoff) "
+                f"ON a.{SLOT} = c.slot WHERE a.ts >= c.cutoff GROUP BY 1"
+            ).fetchall()
+        )
         keys = self.con.execute(f"SELECT DISTINCT {SLOT}, customer_id FROM {ACCEPTED} ORDER BY 1, 2").df()
         keys["request_key"] = _request_keys(len(keys))
         self.con.register("request_keys", keys)
@@ -124,15 +130,16 @@ class RequestFeatures:
         features, found = features[mine].reset_index(drop=True), set(slots[mine].tolist())
         for k, cutoff in cutoffs.items():
             if k not in found:
+                future = f" ({later[k]} of the lines are on or after it: give a later as_of)" if later.get(k) else ""
                 errors[k] = PropensityError(
                     f"None of these customers bought in the {self.models.lookback_days} days before {cutoff}: "
-                    "nothing to score."
+                    f"nothing to score{future}."
                 )
         try:
             require_model_inputs(features, self.models)  # the same columns for every request of this group
         except PropensityError as exc:
-            return None, None, {**errors, **dict.fromkeys(found, exc)}, quarantined
-        return features, keys, errors, quarantined
+            return None, None, {**errors, **dict.fromkeys(found, exc)}, quarantined, later
+        return features, keys, errors, quarantined, later
 
     def _wanted_columns(self) -> set[str]:
         wanted = {
@@ -153,7 +160,7 @@ class RequestFeatures:
         return wanted
 
     def from_rows(
-        self, jobs: dict[int, ScoreRequest]
+        self, jobs: dict[int, ScoreRequest], default_as_of: date
     ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict[int, PropensityError]]:
         """Several requests' feature rows as one frame (keyed by request key), the keys, and the errors of those
         refused."""
@@ -179,7 +186,7 @@ class RequestFeatures:
                     data[column] = np.array(values, dtype=float)
                 except (TypeError, ValueError):
                     if len(good) > 1:  # find the request at fault
-                        parts = [self.from_rows({k: job}) for k, job in good.items()]
+                        parts = [self.from_rows({k: job}, default_as_of) for k, job in good.items()]
                         frames, keys = (
                             [f for f, _, _ in parts if f is not None],
                             [k for _, k, _ in parts if k is not None],
@@ -206,6 +213,6 @@ class RequestFeatures:
         ids = data["customer_id"].to_numpy()
         keys = pd.DataFrame({SLOT: slots, "customer_id": ids}, index=_request_keys(len(slots)))
         data["customer_id"] = pd.Series(keys.index, dtype=object)
-        as_of = {k: np.datetime64(as_cutoff(job.as_of) if job.as_of else date.today(), "s") for k, job in good.items()}
+        as_of = {k: np.datetime64(as_cutoff(job.as_of) if job.as_of else default_as_of, "s") for k, job in good.items()}
         data["as_of"] = np.array([as_of[k] for k in slots.tolist()], dtype="datetime64[s]")
         return pd.DataFrame(data), keys, errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -27,6 +28,9 @@ class Transaction(BaseModel):
     channel: str | None = Field(None, max_length=200)
 
 
+AsOfFrom = Literal["request", "latest batch", "today"]
+
+
 class ScoreRequest(BaseModel):
     """Either ``transactions`` (features are computed as of ``as_of``) or ready ``features`` rows.
 
@@ -37,7 +41,12 @@ class ScoreRequest(BaseModel):
         allow_inf_nan=False,
         json_schema_extra={"oneOf": [{"required": ["transactions"]}, {"required": ["features"]}]},
     )
-    as_of: date | None = Field(None, description="Default: the day after the last transaction given (features: today).")
+    as_of: date | None = Field(
+        None,
+        description="Score as of this date (features use everything before it). Default: the as_of of the latest "
+        "batch scores, so that the answer compares with the risk list; today when there is no batch. The answer says "
+        "which (`as_of_from`).",
+    )
     # Typed without None (the schema shows no null); absent is the default.
     transactions: list[Transaction] = Field(None, min_length=1, max_length=MAX_LINES)
     features: list[dict[str, float | int | str | None]] = Field(None, min_length=1, max_length=MAX_FEATURE_ROWS)
@@ -72,4 +81,10 @@ class ScoreResponse(BaseModel):
     quarantined: dict[str, int] = Field(default_factory=dict, description="Lines rejected by validation, by reason.")
     segments_reference: date | None = Field(
         None, description="The batch run whose population the segments are placed against."
+    )
+    as_of_from: AsOfFrom = Field(
+        "request", description="Where the as_of scored comes from: the request, or the default when it gave none."
+    )
+    lines_on_or_after_as_of: int = Field(
+        0, description="Valid lines dated on or after as_of: the future at that date, so not in the features."
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from concurrent.futures import Future
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -99,22 +100,25 @@ class Service:
             ):  # a missing column must not become nulls in a concatenation: one group per column set
                 columns = frozenset(c for t in request.transactions for c in t.model_fields_set)
                 by_columns.setdefault(columns, {})[k] = request
+        with self.swap:
+            reference, reference_as_of = self.reference, self.scores_as_of
+        # no as_of given: the latest batch's (answers compare with the risk list), else today
+        default_as_of, default_from = (reference_as_of, "latest batch") if reference_as_of else (date.today(), "today")
         groups = (
-            [self.features.from_rows({k: r for k, r in enumerate(requests) if r.features})]
+            [self.features.from_rows({k: r for k, r in enumerate(requests) if r.features}, default_as_of)]
             if any(r.features for r in requests)
             else []
         )
-        groups += [self.features.from_lines(jobs) for jobs in by_columns.values()]
-        keys = []
+        groups += [self.features.from_lines(jobs, default_as_of) for jobs in by_columns.values()]
+        keys, later = [], {}
         for frame, key, failed, *counts in groups:
             if frame is not None:
                 frames.append(frame)
                 keys.append(key)
             errors.update(failed)
-            for count in counts:
-                quarantined.update(count)
-        with self.swap:
-            reference, reference_as_of = self.reference, self.scores_as_of
+            if counts:
+                quarantined.update(counts[0])
+                later.update(counts[1])
         answers: list[ScoreResponse | PropensityError | None] = [errors.get(k) for k in range(len(requests))]
         if frames:
             scored = score_features(
@@ -135,6 +139,8 @@ class Service:
                         customers=mine.get(k, []),
                         quarantined=quarantined.get(k, {}),
                         segments_reference=reference_as_of,
+                        as_of_from="request" if requests[k].as_of else default_from,
+                        lines_on_or_after_as_of=later.get(k, 0),
                     )
         return answers
 

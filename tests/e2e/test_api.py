@@ -452,3 +452,34 @@ def test_rest_places_clv_tiers_against_the_batch_population(service, trained_sto
     )
     assert segment_reference(service.scores, rules).n == len(population)
     assert api["abc_tier"].tolist() == expected.tolist() and "A" in expected
+
+
+def test_without_as_of_the_answer_is_as_of_the_latest_batch_or_today_and_says_which(service, trained_store):
+    from datetime import date
+
+    from serving.rest.schemas import ScoreRequest
+
+    batch, lines = _batch_and_lines(trained_store, n=12)
+    batch_as_of = batch["as_of"].iloc[0].date()
+    given = service.score(ScoreRequest.model_validate({"as_of": str(batch_as_of), "transactions": lines}))
+    default = service.score(ScoreRequest.model_validate({"transactions": lines}))
+    assert given.as_of_from == "request" and default.as_of_from == "latest batch"
+    assert [c.model_dump() for c in default.customers] == [c.model_dump() for c in given.customers]
+    assert all(c.as_of == batch_as_of for c in default.customers) and default.lines_on_or_after_as_of == 0
+
+    # a line after the batch's date is the future at that date: counted, not silently folded in
+    later = {**lines[0], "invoice_id": "after-batch", "ts": f"{batch_as_of}T09:00:00"}
+    answer = service.score(ScoreRequest.model_validate({"transactions": [*lines, later]}))
+    assert answer.lines_on_or_after_as_of == 1 and len(answer.customers) == 12
+    only_later = ScoreRequest.model_validate({"transactions": [later]})
+    with pytest.raises(PropensityError, match="1 of the lines are on or after it: give a later as_of"):
+        service.score(only_later)
+
+    # no batch scores yet: as of today (lines moved to end yesterday, so that the customers are active)
+    shift = pd.Timestamp(date.today()) - pd.Timestamp(batch_as_of)
+    recent = [{**line, "ts": (pd.Timestamp(line["ts"]) + shift).isoformat()} for line in lines]
+    with service.swap:
+        service.reference, service.scores_as_of = None, None
+    fresh = service.score(ScoreRequest.model_validate({"transactions": recent}))
+    assert fresh.as_of_from == "today" and {c.as_of for c in fresh.customers} == {date.today()}
+    assert fresh.segments_reference is None and len(fresh.customers) == 12

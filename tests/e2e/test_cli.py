@@ -109,11 +109,20 @@ def test_main_job_trains_registers_and_evaluate_reads_the_registry(tmp_path):
     scored = cli("score", data_dir=tmp_path)
     assert "Scored" in scored.stdout and (tmp_path / "exports" / "scores_2024-01-01.parquet").exists()
     cli("risk-list", "--top", "7", "--by", "risk", "--out", "list.csv", data_dir=tmp_path)
-    listed = pd.read_csv(tmp_path / "list.csv")
-    assert len(listed) == 7 and listed["p_churn"].is_monotonic_decreasing and listed["action"].notna().all()
-    assert listed["reason_1"].notna().all()
-    planned = cli("target", "--budget", "20", "--out", "contacts.csv", data_dir=tmp_path)
-    assert "20 contacts" in planned.stdout and len(pd.read_csv(tmp_path / "contacts.csv")) == 20
+    assert (tmp_path / "list.csv").read_bytes()[:3] == b"\xef\xbb\xbf"  # a BOM: Excel reads it as UTF-8
+    listed = pd.read_csv(tmp_path / "list.csv", encoding="utf-8-sig")  # for people: their headers, percentages
+    assert len(listed) == 7 and listed["Churn risk (%)"].is_monotonic_decreasing and listed["Suggested action"].all()
+    assert listed["Churn risk (%)"].between(0, 100).all() and listed["Why"].notna().all()
+    cli("risk-list", "--top", "7", "--by", "risk", "--out", "list.parquet", data_dir=tmp_path)
+    machine = pd.read_parquet(tmp_path / "list.parquet")  # for programs: the machine names, full precision
+    assert (machine["p_churn"] * 100 - listed["Churn risk (%)"]).abs().max() <= 0.05 + 1e-9  # rounded to 0.1 point
+    planned = cli("target", "--budget", "20", "--out", "contacts.xlsx", data_dir=tmp_path)
+    contacts = pd.read_excel(tmp_path / "contacts.xlsx")
+    assert (
+        "20 contacts" in planned.stdout
+        and len(contacts) == 20
+        and contacts["Expected gain after contact cost"].gt(0).all()
+    )
     assert cli("target", "--out", "x.csv", data_dir=tmp_path, check=False).returncode == 2
     bad = cli("train", "--task", "churn", "--models", "deep_forest", data_dir=tmp_path, check=False)
     assert bad.returncode == 2 and "unknown model family 'deep_forest'" in bad.stderr
