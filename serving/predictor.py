@@ -205,7 +205,8 @@ def score_features(
     top = order[:explained]
     X_top = X.take(top)
     values = pd.concat([features.take(top), btyd_values(models.lead, X_top)], axis=1)
-    reasons = top_reasons(contributions(models.lead, X_top), values)
+    risk_sign = 1.0 if models.lead.task == "churn" else -1.0  # a purchase model's drivers, read as churn risk
+    reasons = top_reasons(contributions(models.lead, X_top), values, typical=models.lead.reference, risk_sign=risk_sign)
     for name in REASON_COLUMNS:
         column = np.full(len(features), None, dtype=object)
         column[:explained] = reasons[name].to_numpy()

@@ -27,45 +27,69 @@ def _empty(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
-def reason_text(feature: str, values: dict) -> str:
-    """One driver as a phrase, e.g. 'no purchase for 120 days; usual gap 30 days'."""
+TEMPLATE_KEYS = ("text", "short", "missing")  # tried in this order: the first whose values are all present
+
+
+def reason_text(feature: str, values: dict, typical=None) -> str:
+    """One driver as a phrase, e.g. 'no purchase for 120 days; usually buys every 30' (``typical``: the input's
+    median among the training customers, for the texts that compare with it)."""
     entry = load_reason_texts().get(feature)
     if not entry:
         return feature.replace("_", " ")
-    for template in (entry["text"], entry.get("missing")):
-        if template and not any(_empty(values.get(name)) for name in _fields(template)):
-            return template.format(**values)
+    fields = {**values, "typical": typical}
+    for key in TEMPLATE_KEYS:
+        template = entry.get(key)
+        if template and not any(_empty(fields.get(name)) for name in _fields(template)):
+            return template.format(**fields)
     return feature.replace("_", " ")
 
 
-def top_reasons(contrib: pd.DataFrame, values: pd.DataFrame, k: int = 3) -> pd.DataFrame:
-    """The ``k`` strongest drivers of each row's score, as phrases.
+def top_reasons(
+    contrib: pd.DataFrame, values: pd.DataFrame, k: int = 3, typical: dict | None = None, risk_sign: float = 1.0
+) -> pd.DataFrame:
+    """The ``k`` strongest drivers of each row's churn risk, as phrases that say which way each pushes it.
 
-    For a score above the model's average the drivers are the inputs that push it up; below, the
-    ones that hold it down, so each list explains why the customer sits where they sit.
+    Inputs of one ``group`` (reasons.yaml) are one driver: their contributions are added up and the phrase is the
+    member's that pushes hardest the same way. The drivers that raise the risk come first, strongest first (the
+    answer to "why is this customer at risk?"); when fewer than ``k`` raise it, the strongest that lower it follow.
+    ``risk_sign`` is -1 when the model explained scores a purchase: what raises P(purchase) lowers the risk.
     """
     if contrib.empty:
         return pd.DataFrame(index=contrib.index, columns=list(REASON_COLUMNS[:k]), dtype=object)
-    phi = contrib.to_numpy(dtype=float)
-    phi = phi * np.where(phi.sum(axis=1, keepdims=True) < 0, -1.0, 1.0)
-    order = np.argsort(-phi, axis=1, kind="stable")[:, :k]
-    names = np.asarray(contrib.columns)
-    drivers = {names[col] for col in np.unique(order[np.take_along_axis(phi, order, axis=1) > 0])}
     texts = load_reason_texts()
+    raw = contrib.to_numpy(dtype=float) * risk_sign  # toward churn risk
+    names = np.asarray(contrib.columns)
+    group_of = [(texts.get(name) or {}).get("group", name) for name in names]
+    groups = list(dict.fromkeys(group_of))
+    total = np.zeros((len(raw), len(groups)))
+    member = np.zeros((len(raw), len(groups)), dtype=int)
+    for g, group in enumerate(groups):
+        columns = np.flatnonzero(np.asarray(group_of) == group)
+        block = raw[:, columns]
+        total[:, g] = block.sum(axis=1)
+        member[:, g] = columns[np.argmax(block * np.sign(total[:, [g]]), axis=1)]
+    order = np.lexsort((-np.abs(total), total <= 0), axis=-1)[:, :k]  # raising first, each side strongest first
+    chosen = np.take_along_axis(member, order, axis=1)
+    pushes = np.take_along_axis(total, order, axis=1)
+    drivers = set(names[chosen[pushes != 0]])
     fields = {
         f
         for name in drivers
-        for key in ("text", "missing")
+        for key in TEMPLATE_KEYS
         if (texts.get(name) or {}).get(key)
         for f in _fields(texts[name][key])
     }
     columns = {f: values[f].to_numpy(dtype=object) for f in fields if f in values.columns}  # only what the texts read
-    phrases = np.full(order.shape, np.nan, dtype=object)  # no phrase: missing, as pandas marks it
-    for i, chosen in enumerate(order):
+    typical = typical or {}
+    direction = {True: texts["directions"]["up"], False: texts["directions"]["down"]}
+    phrases = np.full((len(raw), k), np.nan, dtype=object)  # no phrase: missing, as pandas marks it
+    for i in range(len(raw)):
         row = {f: column[i] for f, column in columns.items()}
-        for j, col in enumerate(chosen):
-            if phi[i, col] > 0:
-                phrases[i, j] = reason_text(names[col], row)
+        for j in range(order.shape[1]):
+            if pushes[i, j] != 0:
+                feature = names[chosen[i, j]]
+                text = reason_text(feature, row, typical.get(feature))
+                phrases[i, j] = f"{text} — {direction[bool(pushes[i, j] > 0)]}"
     return pd.DataFrame(
         {name: pd.Series(phrases[:, j], index=contrib.index, dtype=object) for j, name in enumerate(REASON_COLUMNS[:k])}
     )

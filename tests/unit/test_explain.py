@@ -66,16 +66,22 @@ def test_contributions_add_up_to_the_score(table, family):
     assert np.ptp(residual) < 1e-4  # a constant (the model's base value) for every row
 
 
-def test_reason_phrases_fill_in_values_and_fall_back_when_missing():
+def test_reason_phrases_compare_with_the_customers_habit_or_the_typical_customer():
     assert (
         reason_text("recency_days", {"recency_days": 120.4, "gap_mean_days": 30.0})
-        == "no purchase for 120 days; usual gap 30 days"
+        == "no purchase for 120 days; usually buys every 30"
     )
-    assert reason_text("recency_days", {"recency_days": 120.4, "gap_mean_days": np.nan}) == "no purchase for 120 days"
+    assert (
+        reason_text("recency_days", {"recency_days": 120.4, "gap_mean_days": np.nan})
+        == "no purchase for 120 days, after a single purchase day"
+    )
+    assert reason_text("monetary_total", {"monetary_total": 50.0}, 310.0) == "spent 50 in all (typical customer: 310)"
+    assert reason_text("monetary_total", {"monetary_total": 50.0}) == "spent 50 in all"  # no typical value known
+    assert reason_text("spend_trend", {"spend_trend": -0.6}) == "spend -60% on the quarter before"
     assert reason_text("some_new_feature", {}) == "some new feature"
 
 
-def test_top_reasons_explain_the_side_of_the_average_the_customer_is_on():
+def test_top_reasons_put_what_raises_the_risk_first_and_say_which_way_each_pushes():
     contrib = pd.DataFrame({"recency_days": [2.0, -1.0], "monetary_total": [0.5, -3.0], "weekend_share": [-0.1, 0.2]})
     values = pd.DataFrame(
         {
@@ -85,10 +91,69 @@ def test_top_reasons_explain_the_side_of_the_average_the_customer_is_on():
             "weekend_share": [0.1, 0.5],
         }
     )
+    reasons = top_reasons(contrib, values, typical={"monetary_total": 400.0})
+    assert reasons.iloc[0].tolist() == [
+        "no purchase for 200 days; usually buys every 20 — raises risk",
+        "spent 50 in all (typical customer: 400) — raises risk",
+        "orders at weekends: 10% — lowers risk",
+    ]
+    assert reasons.iloc[1].tolist() == [
+        "orders at weekends: 50% — raises risk",
+        "spent 9,000 in all (typical customer: 400) — lowers risk",
+        "no purchase for 5 days; usually buys every 30 — lowers risk",
+    ]
+    # a purchase model explained: what raises P(purchase) lowers the churn risk
+    flipped = top_reasons(contrib, values, typical={"monetary_total": 400.0}, risk_sign=-1.0)
+    assert flipped.iloc[0, :2].tolist() == [
+        "orders at weekends: 10% — raises risk",
+        "no purchase for 200 days; usually buys every 20 — lowers risk",
+    ]
+
+
+def test_inputs_of_one_group_are_one_reason_told_by_the_member_pushing_hardest():
+    contrib = pd.DataFrame({"spend_90d": [0.3], "spend_365d": [0.2], "monetary_total": [-0.1], "recency_days": [0.35]})
+    values = pd.DataFrame(
+        {"spend_90d": [0.0], "spend_365d": [800.0], "monetary_total": [900.0], "recency_days": [40.0]}
+    )
     reasons = top_reasons(contrib, values)
-    assert reasons.iloc[0].tolist()[:2] == ["no purchase for 200 days; usual gap 20 days", "spent 50 in all"]
-    assert reasons.iloc[0, 2] != reasons.iloc[0, 2]  # only two inputs push the first score up
-    assert reasons.iloc[1].tolist()[:2] == ["spent 9,000 in all", "no purchase for 5 days; usual gap 30 days"]
+    # spend: 0.3 + 0.2 - 0.1 = 0.4 > recency's 0.35, told by its strongest member; one spend reason, not three
+    assert reasons.iloc[0].tolist()[:2] == [
+        "spent 0 in the last 90 days (last year: 800) — raises risk",
+        "no purchase for 40 days, after a single purchase day — raises risk",
+    ]
+    assert reasons.iloc[0, 2] != reasons.iloc[0, 2]  # two groups, two reasons
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "logistic"])
+def test_each_reasons_direction_agrees_with_the_sign_of_its_contribution(table, family):
+    """TreeSHAP (LightGBM) and occlusion (logistic regression): a phrase says 'raises risk' exactly where its
+    inputs' contribution to that customer's churn score is positive, and those phrases come first."""
+    from serving.reasons import load_reason_texts
+
+    spec = spec_for_columns(table.columns)
+    X, y = model_input(table, spec), table["churn"].to_numpy()
+    fitted = get_family(family).build(spec, PARAMS.get(family, {"C": 1.0}), 0).fit(X, y)
+    model = PropensityModel(fitted, None, _record(spec, family), PropensityModel.reference_row(X, spec))
+    rows = table.sample(300, random_state=3).reset_index(drop=True)
+    phi = contributions(model, model_input(rows, spec))
+    reasons = top_reasons(phi, rows, typical=model.reference)
+    texts = load_reason_texts()
+    up, down = (texts["directions"][k] for k in ("up", "down"))
+    group_of = {c: (texts.get(c) or {}).get("group", c) for c in phi.columns}
+    checked = 0
+    for i in range(len(rows)):
+        totals = phi.iloc[i].groupby(group_of).sum()
+        values = rows.iloc[i].to_dict()
+        raising = {reason_text(c, values, model.reference.get(c)): totals[group_of[c]] > 0 for c in phi.columns}
+        said = [p.rsplit(" — ", 1) for p in reasons.iloc[i] if isinstance(p, str)]
+        for text, direction in said:
+            assert direction == (up if raising[text] else down), (text, direction)
+            checked += 1
+        directions = [d for _, d in said]
+        assert directions == sorted(directions, key=lambda d: d != up)  # what raises the risk first
+        assert directions.count(up) == min(3, int((totals > 0).sum()))
+    assert checked == 3 * len(rows) and (reasons == reasons).all().all()
+    assert reasons.stack().str.endswith(up).any() and reasons.stack().str.endswith(down).any()
 
 
 @pytest.mark.parametrize("family", ["xgboost", "svm"])
