@@ -135,6 +135,7 @@ class ValueSettings(BaseModel):
     discount_rate_annual: float = Field(0.1, ge=0, lt=1)
     duration_months: int = Field(12, ge=1, le=120)  # how long the predicted spend rate is held
     contact_cost: float = Field(0.0, ge=0)  # expected cost to serve and retain the customer over the duration
+    currency: str = Field("", max_length=5)  # the sign the report puts before amounts, e.g. "£" (lists stay numbers)
 
 
 def clv(predicted_spend, horizon_days: int, settings: ValueSettings) -> np.ndarray:

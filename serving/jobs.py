@@ -74,7 +74,9 @@ def report_store(data_dir: Path | None = None, as_of: date | str | None = None, 
 def write_report(con, folder: Path, as_of: date | str | None = None):
     """The report of the stored run as of ``as_of`` (default: the latest) on an open store, under ``folder/<as_of>``."""
     from models.registry import model_version_info
+    from serving.outcomes import latest_closed_run
     from serving.report import build_report
+    from serving.value import load_value_settings
 
     scores = scores_as_of(con, as_cutoff(as_of) if as_of else None)
     if scores is None or scores.empty:
@@ -85,7 +87,10 @@ def write_report(con, folder: Path, as_of: date | str | None = None):
         for task in ("churn", "purchase", "value")
         if f"{task}_model_version" in scores and scores[f"{task}_model_version"].notna().any()  # scored with it
     }
-    return build_report(scores, scores_as_of(con, cutoff, before=True), info, Path(folder) / cutoff.isoformat())
+    outcome = latest_closed_run(con, info["churn"]["record"].horizon_days) if "churn" in info else None
+    currency = load_value_settings().currency
+    previous = scores_as_of(con, cutoff, before=True)
+    return build_report(scores, previous, info, Path(folder) / cutoff.isoformat(), outcome, currency)
 
 
 def score_on_spark_source(

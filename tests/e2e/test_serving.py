@@ -105,7 +105,9 @@ def test_every_customer_gets_a_cluster_and_reasons_that_read_as_words(scored):
     assert scores["reason_1"].notna().mean() > 0.95
     text = " | ".join(scores["reason_1"].dropna().head(50))
     assert "_" not in text  # phrases, not column names
-    assert any(word in text for word in ("days", "orders", "spent", "chance"))
+    assert any(word in text for word in ("days", "orders", "spent", "odds"))
+    reasons = scores[["reason_1", "reason_2", "reason_3"]].stack()
+    assert reasons.str.endswith((" — raises risk", " — lowers risk")).all()  # each says which way it pushes
 
 
 def test_budgeted_targeting_picks_the_largest_expected_gains():
@@ -176,3 +178,35 @@ def test_a_second_run_records_migration_drift_and_an_mlflow_manifest_and_reports
     assert f"Since the run of {earlier}" in page and "Cumulative gain" not in page  # plots are images, not text
     assert not re.findall(r'src="(?!data:)', page)  # self-contained: every image is embedded
     assert len(re.findall(r'src="data:image/png;base64,', page)) == len(report.images) >= 4
+
+
+def test_the_report_checks_the_latest_closed_run_against_what_customers_did(scored, tmp_path):
+    """A run whose churn window has closed in the log: its predicted churn per decile beside the realised churn,
+    which equals the churn label the training table gives those customers at that cutoff."""
+    from datetime import timedelta
+
+    from features.build import build_training_table
+    from features.cutoffs import Horizons
+    from serving.batch import run_batch
+    from serving.jobs import write_report
+    from serving.outcomes import latest_closed_run
+
+    log, models, as_of, _, _ = scored
+    h = models.churn.horizon_days
+    closed = as_of - timedelta(days=h)  # the latest day whose window the log covers (it ends the day before as_of)
+    past = run_batch(log, models, tmp_path / "exports", closed).scores
+    run_batch(log, models, tmp_path / "exports", as_of)
+    outcome = latest_closed_run(log.con, h)
+    assert outcome.as_of == closed and outcome.customers == len(past)
+    labels = build_training_table(log.table, [closed], Horizons(h, h)).set_index("customer_id")["churn"]
+    realised = labels.reindex(past["customer_id"]).to_numpy(dtype=float)
+    assert outcome.realised == pytest.approx(realised.mean(), abs=1e-12)
+    assert outcome.predicted == pytest.approx(past["p_churn"].mean(), abs=1e-12)
+    deciles = outcome.deciles
+    assert deciles["customers"].sum() == len(past) and deciles["predicted"].is_monotonic_decreasing
+    assert deciles["realised"].iloc[0] > deciles["realised"].iloc[-1]  # the riskiest tenth churned more
+
+    page = write_report(log.con, tmp_path / "reports").html.read_text()
+    assert f"The run of {closed} scored {len(past):,} customers" in page and 'alt="predicted vs realised churn"' in page
+    assert "customers were scored." in page and "Suggested actions" in page and "— raises risk" in page
+    assert latest_closed_run(log.con, h + 10_000) is None  # no run is that old
