@@ -82,7 +82,8 @@ def _fit_bgnbd(x, t_x, T, init):
     ux, ut, uT = triples.T
 
     def negll(logp):
-        return -(weight * bgnbd_log_likelihood(np.exp(logp), ux, ut, uT)).sum()
+        with np.errstate(all="ignore"):  # the optimiser's trial steps may overflow; a non-finite value is rejected
+            return -(weight * bgnbd_log_likelihood(np.exp(logp), ux, ut, uT)).sum()
 
     best = minimize(negll, np.log(init), method="L-BFGS-B")
     if not (best.success and np.isfinite(best.fun)):

@@ -11,4 +11,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode=None,
+    epilog=(
+        "Environment: PROPENSITY_DATA_DIR (the data directory, default ./data); MLFLOW_TRACKING_URI (a remote "
+        "MLflow server; default the data directory's SQLite store); PROPENSITY_API_KEY (serve: the X-API-Key "
+        "every request must send); PROPENSITY_DUCKDB_MEMORY_LIMIT (default 500MB; above it DuckDB spills to disk); "
+        "PROPENSITY_SPARK_MASTER, PROPENSITY_SPARK_REMOTE, PROPENSITY_SPARK_LOG_LEVEL (the Spark engine). "
+        "Each command's --help lists its own options."
+    ),
 )

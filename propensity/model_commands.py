@@ -11,7 +11,7 @@ from propensity.options import (
     Task,
     TaskOpt,
 )
-from propensity.printers import console, out, print_leaderboard
+from propensity.printers import out, print_leaderboard, runs_page, steps
 
 
 @app.command()
@@ -30,13 +30,13 @@ def train(
     cfg = load_config(
         config, "quick" if quick else None, models=models, tuning={"n_trials": trials} if trials else None
     )
-    with console.status("Training...") as status:
-        results, uri = train_store(data_dir, task.names(), cfg, progress=lambda m: status.update(f"Training {m}..."))
+    with steps("Training") as progress:
+        results, uri = train_store(data_dir, task.names(), cfg, progress=progress)
     for result in results:
         print_leaderboard(result)
     if "value" in task.names() and "value" not in [r.task for r in results]:
         out.print("The value task was skipped: the log has no amounts (an event log), so there is no spend to learn.")
-    out.print(f"Runs and models live in {uri} (browse: mlflow ui --backend-store-uri {uri}).")
+    out.print(f"Runs and models live in {uri} (browse: {runs_page(uri)}).")
 
 
 @app.command()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from contextlib import contextmanager
 
 
 class _LazyConsole:
@@ -21,6 +23,37 @@ class _LazyConsole:
 
 out = _LazyConsole() if sys.stdout.isatty() else _LazyConsole(width=200)  # logs and pipes get whole tables
 console = _LazyConsole(stderr=True)  # progress and errors
+
+
+@contextmanager
+def steps(title: str):
+    """Progress of a long command, as a callback taking each step's name: a spinner (on stderr) when the output goes
+    to a terminal; otherwise one timestamped line per step on stdout, flushed, so that a log shows it in order."""
+    if sys.stdout.isatty():
+        with console.status(f"{title}...") as status:
+            yield lambda step: status.update(f"{title}: {step}...")
+        return
+    t0 = time.perf_counter()
+
+    def line(step: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {title}: {step} ({time.perf_counter() - t0:.0f} s in)", flush=True)
+
+    line("started")
+    yield line
+
+
+def runs_page(uri: str) -> str:
+    """How to browse the training runs: the MLflow UI command and the page of the project's runs (the UI's home
+    page is its GenAI view)."""
+    import mlflow
+
+    from models.registry import EXPERIMENT
+
+    remote = uri.startswith(("http://", "https://"))
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    base = uri.rstrip("/") if remote else "http://127.0.0.1:5000"
+    page = f"{base}/#/experiments/{experiment.experiment_id}/runs" if experiment else "its Experiments tab"
+    return page if remote else f"mlflow ui --backend-store-uri {uri}, then open {page}"
 
 
 def Table(**options):  # noqa: N802 - stands for rich.table.Table, imported when a table is printed

@@ -18,7 +18,7 @@ from propensity.options import (
     SparkRemote,
     SparkSource,
 )
-from propensity.printers import console, out, print_leaderboard, print_scoring
+from propensity.printers import out, print_leaderboard, print_scoring, runs_page, steps
 
 
 @app.command()
@@ -42,7 +42,8 @@ def score(
     """
     from serving.jobs import load_champions, score_on_spark_source, score_store
 
-    with console.status("Scoring: loading the models...") as status:
+    with steps("Scoring") as progress:
+        progress("loading the models")
         models = load_champions(data_dir, churn_version, purchase_version)
         if engine is Engine.spark:
             if not (source and out_dir):
@@ -54,7 +55,7 @@ def score(
                 f"{time.perf_counter() - t0:.1f}s -> {out_dir}/as_of_date={r['as_of']}/"
             )
             return
-        result = score_store(data_dir, as_of, reasons_share, models, lambda step: status.update(f"Scoring: {step}..."))
+        result = score_store(data_dir, as_of, reasons_share, models, progress)
     print_scoring(result)
 
 
@@ -131,7 +132,9 @@ def target(
 
 @app.command()
 def run(
-    lines: Annotated[int, typer.Option(help="Size of the generated demo log when the store is empty.")] = 200_000,
+    lines: Annotated[
+        int | None, typer.Option(help="Size of the generated demo log (default 200000), when one is generated.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the demo log.")] = 42,
     regenerate: Annotated[bool, typer.Option(help="Regenerate the demo log even if the store has one.")] = False,
     train: Annotated[bool, typer.Option(help="Train and register the models (quick profile).")] = True,
@@ -141,8 +144,14 @@ def run(
     from propensity.main_job import run_main_job
 
     t0 = time.perf_counter()
-    with console.status("Running the main job...") as status:
-        result = run_main_job(data_dir, lines, seed, regenerate, train, lambda m: status.update(f"Main job: {m}..."))
+    from features.store import store_path
+
+    if lines is not None and store_path(data_dir).exists() and not regenerate:
+        out.print(f"The store already holds a log, so --lines {lines:,} is not used (add --regenerate to replace it).")
+    lines = lines or 200_000
+    out.print("The main job usually takes 1-3 minutes on a 2-core machine (training is most of it).")
+    with steps("Main job") as progress:
+        result = run_main_job(data_dir, lines, seed, regenerate, train, progress)
     if result.generated:
         out.print(f"Generated a {lines:,}-line demo log and loaded it into {result.store}.")
     out.print(
@@ -152,7 +161,7 @@ def run(
         print_leaderboard(task_result)
     if result.tracking_uri:
         uri = result.tracking_uri
-        out.print(f"Runs and registered models: {uri} (browse: mlflow ui --backend-store-uri {uri})")
+        out.print(f"Runs and registered models: {uri} (browse: {runs_page(uri)})")
     if result.scoring is not None:
         print_scoring(result.scoring)
         out.print(f"Report: {result.report}")

@@ -27,7 +27,7 @@ from models.spec import model_input
 from training.compare import leaderboard, run_families
 from training.config import TrainingConfig
 from training.dataset import LABELS, prepare_task
-from training.evaluation import evaluation_artifacts, log_family, log_leaderboard, margins_over_baselines
+from training.evaluation import evaluation_artifacts, log_dataset, log_family, log_leaderboard, margins_over_baselines
 from training.metrics import task_metrics
 from training.register import model_record, register_model
 from training.select import choose_calibration, choose_champion
@@ -75,6 +75,7 @@ def train_task(
         fingerprint = data.fingerprint()
         mlflow.log_dict(cfg.model_dump(), "config.json")
         mlflow.log_dict(fingerprint, "dataset.json")
+        log_dataset(data, fingerprint)
         mlflow.log_params({"task": task, "horizon_days": cfg.horizons[task], "plan": data.plan.describe()[:6000]})
         mlflow.log_params({"metric": metric, "seed": cfg.seed, "grid": cfg.grid, "origins": cfg.origins})
         mlflow.log_metrics({"rows": fingerprint["rows"], "rate": fingerprint["rate"]})

@@ -1,6 +1,7 @@
 """End-to-end: the real `propensity` command on small generated data, and its error contract."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,10 @@ def test_main_job_trains_registers_and_evaluate_reads_the_registry(tmp_path):
         tmp_path / "exports" / "risk_list_2024-01-01.csv"
     ).exists()
     assert "Report: " in proc.stdout and "Risk list (top 100 by value at risk): " in proc.stdout
+    # not a terminal: one timestamped line per step, in order with the rest of the output, and a link to the runs
+    assert re.search(r"^\d\d:\d\d:\d\d Main job: churn: \w+ done in \d+ s \(\d+ s in\)$", proc.stdout, re.M)
+    assert proc.stdout.index("Main job: started") < proc.stdout.index("churn: leaderboard")
+    assert "/#/experiments/" in proc.stdout and "/runs" in proc.stdout
     ev = cli("evaluate", "--task", "churn", "--as-of", "2023-06-01", data_dir=tmp_path)
     assert "churn @ 2023-06-01: roc_auc" in ev.stdout
     scored = cli("score", data_dir=tmp_path)

@@ -65,6 +65,11 @@ def test_train_register_load_by_alias_predict(log, tracking):
     # each tuning trial is a run under its family's run (the families ran in worker processes)
     import mlflow
 
+    inputs = mlflow.get_run(result.run_id).inputs.dataset_inputs  # lineage: the data the run learned from
+    tags = {t.key: t.value for t in inputs[0].tags}
+    assert [i.dataset.name.split("-")[0] for i in inputs] == ["churn"] and tags["mlflow.data.context"] == "training"
+    assert tags["content_sha1"] == data.fingerprint()["content_sha1"]
+
     trials = mlflow.search_runs(
         search_all_experiments=True, filter_string="tags.mlflow.runName LIKE 'decision_tree-trial-%'"
     )
