@@ -29,6 +29,11 @@ class RecencyRule(ClassifierMixin, BaseEstimator):
     def __init__(self, column: str = "recency_days"):
         self.column = column
 
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The one input the rule uses (scoring asks for nothing else)."""
+        return (self.column,)
+
     def fit(self, X: pd.DataFrame, y):
         y = np.asarray(y)
         self.classes_ = np.array([0, 1])
@@ -111,6 +116,8 @@ def bgnbd_p_purchase(params, x, t_x, T, horizon) -> np.ndarray:
 
 class BGNBDBaseline(ClassifierMixin, BaseEstimator):
     """BG/NBD probability of a purchase in the horizon (purchase task) or of none (churn task)."""
+
+    reads = ("btyd_frequency", "btyd_recency", "btyd_T")  # the BTYD summary is all it uses (scoring asks for no more)
 
     def __init__(self, horizon_days: int = 90, target: str = "churn"):
         self.horizon_days = horizon_days

@@ -41,6 +41,12 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
         return self.record.feature_spec
 
     @property
+    def reads(self) -> tuple[str, ...]:
+        """The inputs the fitted model uses: the BTYD summary for BG/NBD, recency for the recency rule, all for a
+        learner. Scoring asks only for these; the others of the spec may be absent."""
+        return tuple(getattr(self.pipeline, "reads", self.feature_spec.columns))
+
+    @property
     def task(self) -> str:
         return self.record.task
 
@@ -58,9 +64,11 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
 
     def score(self, features: pd.DataFrame) -> np.ndarray:
         """The pipeline's uncalibrated score (probability of the positive class; the amount for the value task)."""
-        missing = [c for c in self.feature_spec.columns if c not in features.columns]
+        missing = [c for c in self.reads if c not in features.columns]
         if missing:
             raise PropensityError(f"The feature rows lack {missing}, which the {self.task} model needs.")
+        if unread := [c for c in self.feature_spec.columns if c not in features.columns]:
+            features = features.assign(**dict.fromkeys(unread, np.nan))  # inputs the model does not use
         extra = [c for c in ("customer_id",) if c in features.columns]  # BG/NBD dedups by customer when fitting only
         # The parts' parameters were validated when they were fitted; re-checking them costs every call ~0.5 ms.
         with sklearn.config_context(skip_parameter_validation=True):

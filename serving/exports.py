@@ -1,4 +1,5 @@
-"""Lists a person opens: the risk list and the contact list as CSV or Excel, with headers a marketer reads.
+"""The retention team's lists: the risk list (filtered and sorted scores), and the lists a person opens (risk list,
+contact list) as CSV or Excel, with headers a marketer reads.
 
 A ``.csv`` or ``.xlsx`` list gets people's headers ("Churn risk (%)", "Value at risk", "Why"), money rounded to
 cents, probabilities as percentages, and (CSV) a UTF-8 byte-order mark so that Excel reads accents and currency
@@ -11,9 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.errors import PropensityError
+from features.segments import load_segment_rules
 from features.store import atomic_path, write_frame
 from serving.value import load_value_settings
 
+SORT_KEYS = {"risk": "p_churn", "value-at-risk": "value_at_risk", "purchase": "p_purchase"}
 MONEY = (
     "predicted_value",
     "expected_value",
@@ -89,3 +93,27 @@ def _excel(frame: pd.DataFrame, path: Path) -> None:
             values = frame[column].astype(object)
             longest = max((len(str(v)) for v in values[values.notna()]), default=0)
             sheet.column_dimensions[get_column_letter(i)].width = min(max(len(column), longest) + 2, 60)
+
+
+def risk_list(
+    scores: pd.DataFrame, top: int, by: str = "value-at-risk", segment: list[str] | None = None, min_value: float = 0.0
+) -> pd.DataFrame:
+    """The retention team's list: filtered, sorted by risk or value at risk, top N."""
+    if by not in SORT_KEYS:
+        raise PropensityError(f"Unknown ranking {by!r}: use risk, value-at-risk or purchase.")
+    if scores["p_churn"].isna().all():  # scored without a churn model: the rows rank by P(purchase)
+        by = "purchase"
+    frame = scores[scores["expected_value"] >= min_value]
+    if scores["expected_value"].isna().all():  # an event log: no value, no RFM segment; rank by risk
+        if min_value > 0 or segment:
+            raise PropensityError("The log has no amounts: there is no value or RFM segment to filter on.")
+        by, frame = ("risk" if by == "value-at-risk" else by), scores
+    if segment:  # a segment the rules name but nobody is in gives an empty list; a name they lack is an error
+        named = set(load_segment_rules().rfm.segments.values())
+        if unknown := sorted(set(segment) - named):
+            raise PropensityError(f"There is no RFM segment {unknown[0]!r}; the segments are {sorted(named)}.")
+        frame = frame[frame["rfm_segment"].isin(segment)]
+    chosen = frame.sort_values([SORT_KEYS[by], "customer_id"], ascending=[False, True], kind="stable")
+    chosen = chosen.head(top).reset_index(drop=True)
+    chosen.attrs["ranked_by"] = by  # what the list is sorted on, which the data may have changed
+    return chosen

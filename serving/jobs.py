@@ -123,7 +123,7 @@ def write_risk_list(
     min_value: float = 0.0,
 ) -> tuple[pd.DataFrame, date]:
     """The retention team's list from stored scores, written to ``out``; the list and its scores' as_of."""
-    from serving.predictor import risk_list
+    from serving.exports import risk_list
 
     scores = stored_scores(data_dir, as_of)
     chosen = risk_list(scores, top, by, segment, min_value)

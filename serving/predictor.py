@@ -29,7 +29,6 @@ from serving.reasons import REASON_COLUMNS, top_reasons
 from serving.value import customer_value, with_scored_inputs
 
 LIFECYCLE_INPUTS = ("recency_days", "tenure_days", "overdue_ratio", "frequency_days")
-SORT_KEYS = {"risk": "p_churn", "value-at-risk": "value_at_risk", "purchase": "p_purchase"}
 
 
 @cache
@@ -72,6 +71,11 @@ class Models:
         """CLV can be computed: from the value model, or from the historic net spend rate (models trained
         with money features; not on an event log)."""
         return self.value is not None or "net_spend_total" in self.feature_spec.numeric
+
+    @cached_property
+    def reads(self) -> list[str]:
+        """The columns the champions use (scoring asks for these only; a BG/NBD champion reads its BTYD summary)."""
+        return list(dict.fromkeys(c for m in self.present for c in m.reads))
 
     @cached_property
     def feature_spec(self) -> FeatureSpec:
@@ -127,7 +131,7 @@ def reference_columns(rules: SegmentRules) -> list[str]:
 
 def require_model_inputs(features: pd.DataFrame, models: Models) -> None:
     """Refuse feature rows without a feature either model takes (say which transaction column it comes from)."""
-    missing = [c for c in models.feature_spec.columns if c not in features.columns]
+    missing = [c for c in models.reads if c not in features.columns]
     if missing:
         sources = sorted({col for f in FEATURES if f.name in missing for col in f.requires})
         hint = f": they come from the transaction column(s) {sources}, which these lines lack" if sources else ""
@@ -173,6 +177,8 @@ def score_features(
     """
     rules = rules or load_segment_rules()  # the configured ones unless given
     require_model_inputs(features, models)
+    if unread := [c for c in models.feature_spec.columns if c not in features.columns]:
+        features = features.assign(**dict.fromkeys(unread, np.nan))  # inputs no champion uses: absent is fine
     X = model_input(features, models.feature_spec)  # each model takes its columns
     missing = np.full(len(features), np.nan)
     p_churn = models.churn.predict_proba(X) if models.churn else missing
@@ -222,27 +228,3 @@ def score_customers(log: TransactionLog, as_of: date | str, models: Models, reas
     if features.empty:
         raise PropensityError(f"No customer bought in the {lookback_days} days before {as_of}: nothing to score.")
     return score_features(features, models, reasons_share=reasons_share)
-
-
-def risk_list(
-    scores: pd.DataFrame, top: int, by: str = "value-at-risk", segment: list[str] | None = None, min_value: float = 0.0
-) -> pd.DataFrame:
-    """The retention team's list: filtered, sorted by risk or value at risk, top N."""
-    if by not in SORT_KEYS:
-        raise PropensityError(f"Unknown ranking {by!r}: use risk, value-at-risk or purchase.")
-    if scores["p_churn"].isna().all():  # scored without a churn model: the rows rank by P(purchase)
-        by = "purchase"
-    frame = scores[scores["expected_value"] >= min_value]
-    if scores["expected_value"].isna().all():  # an event log: no value, no RFM segment; rank by risk
-        if min_value > 0 or segment:
-            raise PropensityError("The log has no amounts: there is no value or RFM segment to filter on.")
-        by, frame = ("risk" if by == "value-at-risk" else by), scores
-    if segment:  # a segment the rules name but nobody is in gives an empty list; a name they lack is an error
-        named = set(load_segment_rules().rfm.segments.values())
-        if unknown := sorted(set(segment) - named):
-            raise PropensityError(f"There is no RFM segment {unknown[0]!r}; the segments are {sorted(named)}.")
-        frame = frame[frame["rfm_segment"].isin(segment)]
-    chosen = frame.sort_values([SORT_KEYS[by], "customer_id"], ascending=[False, True], kind="stable")
-    chosen = chosen.head(top).reset_index(drop=True)
-    chosen.attrs["ranked_by"] = by  # what the list is sorted on, which the data may have changed
-    return chosen

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 
 from features.errors import PropensityError
 from features.segments import load_segment_rules
-from serving.predictor import risk_list
+from serving.exports import risk_list
 from serving.rest.schemas import Problem, ScoredCustomer, ScoreRequest, ScoreResponse
 from serving.rest.service import Service, UnknownCustomer, records
 
@@ -58,6 +58,40 @@ def _check_key_setting() -> None:
         raise PropensityError(f"{API_KEY_ENV} is set but blank: set a real key, or unset it to serve without one.")
 
 
+DOCS_ASSETS = "/docs-assets"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc from the assets fastapi-offline installs, so that they work without internet."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger(request: Request):
+        root = request.scope.get("root_path", "") + DOCS_ASSETS
+        return get_swagger_ui_html(
+            openapi_url=request.scope.get("root_path", "") + app.openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/swagger-ui.css",
+            swagger_favicon_url=f"{root}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request):
+        root = request.scope.get("root_path", "") + DOCS_ASSETS
+        return get_redoc_html(
+            openapi_url=request.scope.get("root_path", "") + app.openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(data_dir: Path | None = None, service: Service | None = None) -> FastAPI:
     _check_key_setting()
     owned = service is None
@@ -83,6 +117,8 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
         version="1",
         description="Churn and purchase propensity: scores, segments, reasons, actions.",
         lifespan=lifespan,
+        docs_url=None,  # served below from files installed with the package: FastAPI's pages load them from a CDN
+        redoc_url=None,
         # The answers a client can get besides 200, each a Problem (422 replaces FastAPI's list-shaped default).
         responses={
             400: problem | {"description": "The body is not JSON."},
@@ -91,6 +127,7 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
         },
     )
     app.state.service = service
+    _offline_docs(app)
 
     async def require_key(request: Request) -> None:
         wanted = os.environ.get(API_KEY_ENV)  # read per request: a rotated key applies at once

@@ -151,7 +151,7 @@ class RequestFeatures:
                 for c in reference_columns(self.rules)
                 if c not in SCORED_RULE_INPUTS and (c not in MONEY or c in self.models.feature_spec.numeric)
             ),
-            *self.models.feature_spec.columns,
+            *self.models.reads,
         }
         if self.models.lead.clusters:
             wanted |= set(self.models.lead.clusters["columns"])

@@ -483,3 +483,14 @@ def test_without_as_of_the_answer_is_as_of_the_latest_batch_or_today_and_says_wh
     fresh = service.score(ScoreRequest.model_validate({"transactions": recent}))
     assert fresh.as_of_from == "today" and {c.as_of for c in fresh.customers} == {date.today()}
     assert fresh.segments_reference is None and len(fresh.customers) == 12
+
+
+def test_docs_pages_load_their_assets_from_the_service_not_a_cdn(client):
+    for page, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        html = client.get(page)
+        assert html.status_code == 200 and f"/docs-assets/{asset}" in html.text
+        assert "cdn." not in html.text and "fonts.googleapis" not in html.text  # nothing fetched from the internet
+        script = client.get(f"/docs-assets/{asset}")
+        assert script.status_code == 200 and len(script.content) > 500_000
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200
+    assert "/docs" not in client.get("/openapi.json").json()["paths"]

@@ -50,7 +50,8 @@ def test_an_event_log_trains_scores_ranks_by_risk_and_serves(event_store, tmp_pa
     from fastapi.testclient import TestClient
 
     from serving.batch import run_batch
-    from serving.predictor import load_models, risk_list
+    from serving.exports import risk_list
+    from serving.predictor import load_models
     from serving.rest.app import create_app
     from serving.targeting import plan_contacts
     from training.config import load_config

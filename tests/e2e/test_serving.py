@@ -56,7 +56,7 @@ def test_value_comes_from_the_value_model_as_clv(scored):
 
 
 def test_risk_list_filters_and_sorts(scored):
-    from serving.predictor import risk_list
+    from serving.exports import risk_list
 
     scores = scored[3]
     by_risk = risk_list(scores, 20, "risk")

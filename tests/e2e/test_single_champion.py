@@ -63,8 +63,8 @@ def test_churn_only_scores_rank_by_value_at_risk_and_report(registry, trained_st
 
 
 def test_purchase_only_scores_rank_by_p_purchase(registry, trained_store):
+    from serving.exports import risk_list
     from serving.jobs import report_store, score_store, stored_scores
-    from serving.predictor import risk_list
     from serving.targeting import plan_contacts
 
     registry("purchase")

@@ -241,3 +241,33 @@ def test_auto_calibration_keeps_a_calibrated_score_when_the_fitting_window_churn
     method, _ = choose_calibration([(_origin_scores(shifted, y_a), _origin_scores(shifted, y_b))], load_config())
     assert method in ("sigmoid", "isotonic")
     np.testing.assert_array_equal(Calibrator("none").fit(p, y_next).predict(p), p)
+
+
+def test_scoring_asks_only_for_the_inputs_a_champion_reads(table):
+    """A BG/NBD champion reads its BTYD summary and the recency rule recency: feature rows with only those (no
+    country, no channel, no money) score the same; a learner still needs its whole spec."""
+    from features.errors import PropensityError
+    from serving.predictor import Models, require_model_inputs
+
+    spec = spec_for_columns(table.columns)
+    X, y = model_input(table, spec), table["churn"].to_numpy()
+    fitted = {
+        name: get_family(name).build(spec, params, 0).fit(X, y)
+        for name, params in (("bgnbd", {"horizon_days": 60, "target": "churn"}), ("recency_rule", {}))
+    }
+    churn = PropensityModel(fitted["bgnbd"], None, _record(spec, "bgnbd"))
+    purchase_record = _record(spec, "recency_rule").model_copy(update={"task": "purchase"})
+    purchase = PropensityModel(fitted["recency_rule"], None, purchase_record)
+    models = Models(churn, purchase)
+    assert churn.reads == ("btyd_frequency", "btyd_recency", "btyd_T") and purchase.reads == ("recency_days",)
+    assert models.reads == ["btyd_frequency", "btyd_recency", "btyd_T", "recency_days"]
+    few = table[["customer_id", *models.reads]].head(50)
+    require_model_inputs(few, models)  # nothing else is asked for
+    np.testing.assert_allclose(churn.predict_proba(few), churn.predict_proba(X.head(50)), rtol=0, atol=1e-12)
+    with pytest.raises(PropensityError, match="btyd_T"):
+        require_model_inputs(few.drop(columns=["btyd_T"]), models)
+    learner = PropensityModel(
+        get_family("lightgbm").build(spec, PARAMS["lightgbm"], 0).fit(X, y), None, _record(spec, "lightgbm")
+    )
+    with pytest.raises(PropensityError, match="lack"):
+        learner.predict_proba(few)
