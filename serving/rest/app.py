@@ -69,26 +69,28 @@ def _offline_docs(app: FastAPI) -> None:
 
     app.mount(DOCS_ASSETS, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
 
+    def where(request: Request) -> tuple[str, str]:  # behind a proxy, under its root path
+        root = request.scope.get("root_path", "")
+        return root + app.openapi_url, root + DOCS_ASSETS
+
     @app.get("/docs", include_in_schema=False)
     async def swagger(request: Request):
-        root = request.scope.get("root_path", "") + DOCS_ASSETS
+        spec, assets = where(request)
+        js, css, icon = (f"{assets}/{name}" for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"))
         return get_swagger_ui_html(
-            openapi_url=request.scope.get("root_path", "") + app.openapi_url,
+            openapi_url=spec,
             title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{root}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}/swagger-ui.css",
-            swagger_favicon_url=f"{root}/favicon.png",
+            swagger_js_url=js,
+            swagger_css_url=css,
+            swagger_favicon_url=icon,
         )
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request):
-        root = request.scope.get("root_path", "") + DOCS_ASSETS
+        spec, assets = where(request)
+        js, icon = f"{assets}/redoc.standalone.js", f"{assets}/favicon.png"
         return get_redoc_html(
-            openapi_url=request.scope.get("root_path", "") + app.openapi_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}/favicon.png",
-            with_google_fonts=False,
+            spec, f"{app.title} - ReDoc", redoc_js_url=js, redoc_favicon_url=icon, with_google_fonts=False
         )
 
 
