@@ -89,8 +89,9 @@ def _offline_docs(app: FastAPI) -> None:
     async def redoc(request: Request):
         spec, assets = where(request)
         js, icon = f"{assets}/redoc.standalone.js", f"{assets}/favicon.png"
+        title = f"{app.title} - ReDoc"
         return get_redoc_html(
-            spec, f"{app.title} - ReDoc", redoc_js_url=js, redoc_favicon_url=icon, with_google_fonts=False
+            openapi_url=spec, title=title, redoc_js_url=js, redoc_favicon_url=icon, with_google_fonts=False
         )
 
 
