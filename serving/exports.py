@@ -46,6 +46,7 @@ def headers() -> dict[str, str]:
         "abc_tier": "ABC tier",
         "cluster": "Cluster",
         "action": "Suggested action",
+        "alerts": "Alerts",
         "reason_1": "Why",
         "reason_2": "Why (2)",
         "reason_3": "Why (3)",

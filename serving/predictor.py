@@ -25,6 +25,7 @@ from features.transactions import TransactionLog
 from models.explain import btyd_values, contributions
 from models.packaged import PropensityModel
 from models.spec import FeatureSpec, model_input
+from serving.alerts import alerts, load_indicators
 from serving.reasons import REASON_COLUMNS, top_reasons
 from serving.value import customer_value, with_scored_inputs
 
@@ -129,6 +130,12 @@ def reference_columns(rules: SegmentRules) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
+def kept_columns(rules: SegmentRules) -> list[str]:
+    """The feature columns the scores table keeps: what the segment rules and the alerts read (the report counts
+    the alerts from them)."""
+    return list(dict.fromkeys([*reference_columns(rules), *(i.column for i in load_indicators().values())]))
+
+
 def require_model_inputs(features: pd.DataFrame, models: Models) -> None:
     """Refuse feature rows without a feature either model takes (say which transaction column it comes from)."""
     missing = [c for c in models.reads if c not in features.columns]
@@ -195,7 +202,7 @@ def score_features(
         "customer_id": ids.take(order),
         "as_of": features["as_of"].to_numpy()[order],
         "rank": np.arange(1, len(features) + 1),
-        **{c: features[c].to_numpy()[order] for c in reference_columns(rules) if c in features.columns},
+        **{c: features[c].to_numpy()[order] for c in kept_columns(rules) if c in features.columns},
         "p_churn": p_churn[order],
         "p_purchase": p_purchase[order],
         "predicted_value": spend[order],
@@ -204,6 +211,7 @@ def score_features(
         **{c: segments[c].to_numpy()[order] for c in segments.columns},
         "cluster": clusters.assign(features)[order] if clusters else np.full(len(features), -1),
         "action": _actions(segments["rfm_segment"].to_numpy()[order]),
+        "alerts": alerts(features)[order],
     }
     explained = int(np.ceil(len(features) * reasons_share))
     if reasons_from_value_at_risk is not None:

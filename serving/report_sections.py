@@ -127,3 +127,18 @@ def outcome_html(outcome: Outcome | None, images: dict, horizon_days: int | None
         f"of predicted risk the two are {gap.mean():.3f} apart on average (largest gap {gap.max():.3f}).</p>"
         f'<div class="figs">{img(images["outcomes.png"], "predicted vs realised churn")}</div>' + table(outcome.deciles)
     )
+
+
+def alerts_html(scores: pd.DataFrame, currency: str) -> str:
+    """The key indicators (serving/config/alerts.yaml): how many customers each alerts, and their value at risk."""
+    from serving.alerts import alert_counts
+
+    counts = alert_counts(scores)
+    if counts.empty:
+        return '<p class="note">No key indicator applies to these scores (their columns are missing).</p>'
+    flagged = scores["alerts"].notna().sum() if "alerts" in scores else 0
+    return (
+        f"<p>{flagged:,} customers ({flagged / max(len(scores), 1):.0%}) have at least one alert. Each indicator and "
+        "its critical value are set in serving/config/alerts.yaml; the risk list shows each customer's alerts.</p>"
+        + table(counts.dropna(axis=1, how="all"), ("alert", "rule"), ("value at risk",), currency)
+    )

@@ -80,6 +80,14 @@ SCORED_COLUMNS: tuple[Column, ...] = (
         "recommended action per RFM segment, from serving/config/actions.yaml (edit freely)",
         reported=True,
     ),
+    Column(
+        "alerts",
+        str,
+        "key indicators at or past their critical threshold, in words, joined by '; ' (serving/config/alerts.yaml: "
+        "overdue 2x the usual gap, spend or orders down 50% on the quarter before, returns 30% of value); null when "
+        "none is",
+        reported=True,
+    ),
 )
 REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")  # the top drivers, in words; REST answers list them as `reasons`
 

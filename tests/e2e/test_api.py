@@ -27,6 +27,7 @@ SEGMENT_COLUMNS = [
     "abc_tier",
     "cluster",
     "action",
+    "alerts",
 ]
 
 

@@ -98,6 +98,18 @@ def test_a_failed_export_leaves_the_previous_file_and_no_partial(scored, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in first)
 
 
+def test_key_indicator_alerts_flag_exactly_the_customers_past_a_threshold(scored):
+    from serving.alerts import crossed, load_indicators
+
+    scores = scored[3]
+    overdue = load_indicators()["overdue"]
+    past = crossed(scores[overdue.column].to_numpy(dtype=float), overdue)
+    assert 0 < past.sum() < len(scores)  # the synthetic log has overdue customers, and not only those
+    said = scores["alerts"].fillna("").str.contains("overdue: ", regex=False).to_numpy()
+    assert (said == past).all()
+    assert scores.loc[scores["alerts"].isna(), overdue.column].fillna(0).lt(overdue.at_least).all()
+
+
 def test_every_customer_gets_a_cluster_and_reasons_that_read_as_words(scored):
     scores = scored[3]
     model = scored[1].churn

@@ -204,6 +204,7 @@ def test_spark_scoring_matches_batch_scoring(spark, trained_store, tmp_path, sha
         "abc_tier",
         "cluster",
         "action",
+        "alerts",
     ):
         assert spark_scores[column].tolist() == batch[column].tolist(), column
     reasons = ["reason_1", "reason_2", "reason_3"]
