@@ -23,6 +23,20 @@ def test_notebook_executes(path, tmp_path):
     ]
     assert not errors
     assert any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # at least one chart
+    assert outputs[-1]["data"]["text/plain"] == "False"  # the last cell removed the notebook's temporary data dir
+
+
+def test_the_committed_notebook_shows_its_outputs():
+    """Read on GitHub or in Jupyter without running it: the committed file carries its outputs and charts."""
+    import nbformat
+
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        code = [cell for cell in nb.cells if cell.cell_type == "code"]
+        assert all(cell.get("outputs") for cell in code), path.name
+        assert any("image/png" in o.get("data", {}) for cell in code for o in cell.outputs), path.name
 
 
 def test_there_is_a_notebook():
