@@ -70,6 +70,10 @@ def _top_of_list(scores: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
     for column in ("p_churn", "p_purchase"):
         if column in shown:
             shown[column] = [f"{p:.1%}" for p in shown[column]]
+    if "alerts" in shown:  # one per line, like the reasons
+        shown["alerts"] = [
+            a if not isinstance(a, str) else "\n".join(f"• {x}" for x in a.split("; ")) for a in shown["alerts"]
+        ]
     reasons = [c for c in REASON_COLUMNS if c in top.columns]
     if reasons:
         shown["why"] = [

@@ -15,14 +15,14 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 # Readable at 1400 px and on a phone (tables scroll sideways inside their box, images shrink), and on paper
 # (no shadows or backgrounds, tables kept whole where they fit, each chart on the page it starts on).
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#1f2933;padding:0 1rem}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1320px;color:#1f2933;padding:0 1rem}
 h1{margin-bottom:.2rem}h2{border-bottom:2px solid #e4e7eb;padding-bottom:.3rem;margin-top:2.2rem}
 .sub{color:#52606d;margin-top:0}.cards{display:flex;gap:1rem;flex-wrap:wrap}
 .card{background:#f5f7fa;border-radius:8px;padding:.8rem 1.1rem;min-width:10rem}.card b{display:block;font-size:1.5rem}
 .summary{font-size:1.05rem;line-height:1.5;max-width:60rem}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}th,td{padding:.3rem .6rem;border-bottom:1px solid #e4e7eb;text-align:right;vertical-align:top}
-th{background:#f5f7fa}td.l,th.l{text-align:left}td.why{text-align:left;min-width:22rem}
+th{background:#f5f7fa}td.l,th.l{text-align:left}td.why{text-align:left;min-width:17rem}td.alerts{text-align:left;min-width:10rem}
 .figs{display:flex;gap:1rem;flex-wrap:wrap}.figs img{max-width:min(420px,100%);border:1px solid #e4e7eb}.figs img.wide{max-width:min(680px,100%)}
 .note{color:#52606d;font-size:.85rem}
 @media (max-width:700px){body{margin:1rem auto}.card{min-width:8rem}.card b{font-size:1.2rem}td.why{min-width:16rem}}
@@ -42,7 +42,7 @@ def table(
     frame: pd.DataFrame, text_columns: tuple[str, ...] = (), money_columns: tuple[str, ...] = (), currency: str = ""
 ) -> str:
     """An HTML table in a box that scrolls sideways on a narrow screen; a column named "Why" wraps its lines."""
-    left = {*text_columns, "Why"}
+    left = {*text_columns, "Why", "Alerts"}
     head = "".join(f'<th class="{"l" if c in left else ""}">{html.escape(str(c))}</th>' for c in frame.columns)
     rows = []
     for record in frame.itertuples(index=False):
@@ -54,7 +54,7 @@ def table(
                 text = "" if value != value else (f"{value:.3f}" if abs(value) < 10 else f"{value:,.0f}")
             else:
                 text = "" if value is None or value is pd.NA else str(value)
-            css = "why" if column == "Why" else ("l" if column in text_columns else "")
+            css = {"Why": "why", "Alerts": "alerts"}.get(column, "l" if column in text_columns else "")
             body = "<br>".join(html.escape(line) for line in text.split("\n"))
             cells.append(f'<td class="{css}">{body}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
