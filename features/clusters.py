@@ -1,7 +1,9 @@
-"""Behavioural clusters: K-Means on standardised log RFM, k chosen by silhouette.
+"""Behavioural clusters on standardised log RFM, k chosen by silhouette: K-Means, or two-step clustering (BIRCH
+pre-clusters the customers into many small groups, which agglomerative Ward merging then joins for each k).
 
-The fitted scaler and centroids are kept (``ClusterModel.to_dict``) so later scoring assigns the same
-clusters. Clusters are numbered by ascending centroid monetary value, so numbering is stable.
+The fitted scaler and the clusters' centroids are kept (``ClusterModel.to_dict``) so later scoring assigns
+each customer to the nearest centroid, as K-Means does and as two-step clustering assigns new cases.
+Clusters are numbered by ascending centroid monetary value, so numbering is stable.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
+from sklearn.cluster import AgglomerativeClustering, Birch, KMeans
 from sklearn.metrics import silhouette_score
 
 from features.errors import PropensityError
@@ -24,6 +26,7 @@ class ClusterModel:
     scale: np.ndarray
     centroids: np.ndarray
     silhouette: float
+    method: str = "kmeans"
 
     def _scaled(self, features: pd.DataFrame) -> np.ndarray:
         x = np.log1p(features[self.columns].to_numpy(dtype=float).clip(min=0))
@@ -41,6 +44,7 @@ class ClusterModel:
             "scale": self.scale.tolist(),
             "centroids": self.centroids.tolist(),
             "silhouette": self.silhouette,
+            "method": self.method,
         }
 
     @classmethod
@@ -51,6 +55,7 @@ class ClusterModel:
             np.array(data["scale"]),
             np.array(data["centroids"]),
             data["silhouette"],
+            data.get("method", "kmeans"),  # models registered before two-step clustering existed
         )
 
 
@@ -69,19 +74,35 @@ def fit_clusters(features: pd.DataFrame, rules: ClusterRules) -> ClusterModel:
     scale[scale == 0] = 1.0
     z = (x - mean) / scale
     rng = np.random.default_rng(rules.seed)
-    sample = rng.choice(len(z), min(len(z), rules.silhouette_sample), replace=False)
+    sample = z[rng.choice(len(z), min(len(z), rules.silhouette_sample), replace=False)]
     best = None
-    for k in range(rules.k_min, min(rules.k_max, len(z) - 1) + 1):
-        km = KMeans(n_clusters=k, n_init=4, random_state=rules.seed).fit(z[sample])
-        labels = km.labels_
+    for labels, centroids in _partitions(sample, rules):
         if len(set(labels)) < 2:
             continue
-        score = silhouette_score(z[sample], labels)
+        score = silhouette_score(sample, labels)
         if best is None or score > best[0]:
-            best = (score, km.cluster_centers_)
+            best = (score, centroids)
     if best is None:
         raise PropensityError("Cannot cluster: every customer looks the same.")
     score, centroids = best
     monetary_axis = rules.columns.index("monetary_total") if "monetary_total" in rules.columns else -1
     centroids = centroids[np.argsort(centroids[:, monetary_axis], kind="stable")]
-    return ClusterModel(list(rules.columns), mean, scale, centroids, float(score))
+    return ClusterModel(list(rules.columns), mean, scale, centroids, float(score), rules.method)
+
+
+def _partitions(z: np.ndarray, rules: ClusterRules):
+    """For each k in [k_min, k_max], the configured method's labels of ``z`` and its cluster centroids."""
+    ks = range(rules.k_min, min(rules.k_max, len(z) - 1) + 1)
+    if rules.method == "kmeans":
+        for k in ks:
+            km = KMeans(n_clusters=k, n_init=4, random_state=rules.seed).fit(z)
+            yield km.labels_, km.cluster_centers_
+        return
+    # two-step: BIRCH's leaf sub-clusters (one pass over the customers), then Ward merging of their centres
+    birch = Birch(threshold=0.3, n_clusters=None).fit(z)
+    centres, members = birch.subcluster_centers_, birch.predict(z)
+    for k in ks:
+        if k > len(centres):
+            break
+        labels = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(centres)[members]
+        yield labels, np.array([z[labels == c].mean(axis=0) for c in range(k)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -55,6 +56,9 @@ class ABCRules(_Strict):
 
 class ClusterRules(_Strict):
     columns: list[str]
+    # kmeans: K-Means for each k; two_step: BIRCH pre-clusters the customers into many small groups, then
+    # agglomerative (Ward) merging of those groups for each k; either way k is chosen by silhouette
+    method: Literal["kmeans", "two_step"] = "kmeans"
     k_min: int = 2
     k_max: int = 8
     silhouette_sample: int = 10_000

@@ -91,7 +91,9 @@ def test_segment_rules_are_validated(tmp_path):
         load_segment_rules(bad)
 
 
-def test_clusters_find_planted_groups_and_reassign_identically():
+@pytest.mark.parametrize("method", ["kmeans", "two_step"])
+def test_clusters_find_planted_groups_and_reassign_identically(method):
+    """K-Means and two-step clustering (BIRCH, then Ward merging) each recover three planted customer groups."""
     rng = np.random.default_rng(0)
     groups = [(5, 1, 20), (40, 8, 400), (200, 30, 5000)]
     rows = [
@@ -104,8 +106,9 @@ def test_clusters_find_planted_groups_and_reassign_identically():
         frequency_invoices=[f for _, f, _ in rows],
         monetary_total=[m for _, _, m in rows],
     )
-    model = fit_clusters(pop, RULES.clusters)
+    model = fit_clusters(pop, RULES.clusters.model_copy(update={"method": method}))
     labels = model.assign(pop)
+    assert model.method == method
     assert len(model.centroids) == 3 and model.silhouette > 0.7
     # numbered by ascending spend: the planted groups in order
     assert labels.tolist() == [0] * 60 + [1] * 60 + [2] * 60
