@@ -142,3 +142,30 @@ def alerts_html(scores: pd.DataFrame, currency: str) -> str:
         "its critical value are set in serving/config/alerts.yaml; the risk list shows each customer's alerts.</p>"
         + table(counts.dropna(axis=1, how="all"), ("alert", "rule"), ("value at risk",), currency)
     )
+
+
+def cluster_html(scores: pd.DataFrame, currency: str) -> str:
+    """The behavioural clusters profiled: size, typical recency, orders and spend, churn risk and value at risk."""
+    if "cluster" not in scores or not (scores["cluster"] >= 0).any():
+        return '<p class="note">The models carry no clusters.</p>'
+    g = scores[scores["cluster"] >= 0].groupby("cluster")
+    profile = pd.DataFrame({"customers": g.size(), "share": g.size() / len(scores)})
+    for column, name in (("recency_days", "median days since last purchase"), ("frequency_invoices", "median orders")):
+        if column in scores:
+            profile[name] = g[column].median().round().astype("Int64")  # whole days and orders read best
+    if "monetary_total" in scores and scores["monetary_total"].notna().any():
+        profile["median spend"] = g["monetary_total"].median()
+    profile["mean p_churn"] = g["p_churn"].mean()
+    profile["value at risk"] = g["value_at_risk"].sum(min_count=1)
+    profile = profile.dropna(axis=1, how="all").reset_index()
+    riskiest = profile.loc[profile["mean p_churn"].idxmax()] if "mean p_churn" in profile else None  # churn model
+    words = (
+        f" Cluster {int(riskiest['cluster'])} is the riskiest: {int(riskiest['customers']):,} customers with a mean "
+        f"churn risk of {riskiest['mean p_churn']:.0%}."
+        if riskiest is not None
+        else ""
+    )
+    return (
+        f"<p>Customers fall into {len(profile)} behavioural clusters (fitted on the training population, numbered by "
+        f"spend).{words}</p>" + table(profile, (), ("value at risk", "median spend"), currency)
+    )

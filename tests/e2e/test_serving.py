@@ -221,4 +221,5 @@ def test_the_report_checks_the_latest_closed_run_against_what_customers_did(scor
     page = write_report(log.con, tmp_path / "reports").html.read_text()
     assert f"The run of {closed} scored {len(past):,} customers" in page and 'alt="predicted vs realised churn"' in page
     assert "customers were scored." in page and "Suggested actions" in page and "— raises risk" in page
+    assert "behavioural clusters (fitted on the training population" in page and "is the riskiest" in page
     assert latest_closed_run(log.con, h + 10_000) is None  # no run is that old
