@@ -27,16 +27,19 @@ class Indicator(BaseModel):
         return self
 
 
+class Indicators(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    indicators: dict[str, Indicator]
+
+
 @cache
 def load_indicators() -> dict[str, Indicator]:
+    """The configured key indicators by name (serving/config/alerts.yaml), validated."""
     from features.errors import validated
 
-    class Rules(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        indicators: dict[str, Indicator]
-
     data = yaml.safe_load(resources.files("serving").joinpath("config/alerts.yaml").read_text()) or {}
-    return validated(Rules, {"indicators": data}, "serving/config/alerts.yaml is").indicators
+    return validated(Indicators, {"indicators": data}, "serving/config/alerts.yaml is").indicators
 
 
 def crossed(values: np.ndarray, indicator: Indicator) -> np.ndarray:

@@ -49,10 +49,11 @@ def run_family(name: str, data: TaskData, cfg: TrainingConfig) -> dict:
     y_b, p_b = pooled(scores[:-1] or scores[-1:])
     test = scores[-1]
     metrics = task_metrics(data.task)
-    per_origin = [
-        {"family": name, "origin": str(s.origin.as_of), **{k: metrics(s.y, s.p)[k] for k in ranking_metrics(data.task)}}
-        for s in scores
-    ]
+    ranking = ranking_metrics(data.task)
+    per_origin = []
+    for s in scores:  # every metric of an origin from one call
+        figures = metrics(s.y, s.p)
+        per_origin.append({"family": name, "origin": str(s.origin.as_of), **{k: figures[k] for k in ranking}})
     return {
         "name": name,
         "params": params,
