@@ -1,5 +1,6 @@
-"""Behavioural clusters on standardised log RFM, k chosen by silhouette: K-Means, or two-step clustering (BIRCH
-pre-clusters the customers into many small groups, which agglomerative Ward merging then joins for each k).
+"""Behavioural clusters on standardised log RFM, k chosen by silhouette: K-Means; two-step clustering (BIRCH
+pre-clusters the customers into many small groups, which agglomerative Ward merging then joins for each k); or a
+Kohonen self-organising map (MiniSom), whose grid nodes with customers are the clusters.
 
 The fitted scaler and the clusters' centroids are kept (``ClusterModel.to_dict``) so later scoring assigns
 each customer to the nearest centroid, as K-Means does and as two-step clustering assigns new cases.
@@ -98,6 +99,9 @@ def _partitions(z: np.ndarray, rules: ClusterRules):
             km = KMeans(n_clusters=k, n_init=4, random_state=rules.seed).fit(z)
             yield km.labels_, km.cluster_centers_
         return
+    if rules.method == "som":
+        yield from _som_partitions(z, ks, rules.seed)
+        return
     # two-step: BIRCH's leaf sub-clusters (one pass over the customers), then Ward merging of their centres
     birch = Birch(threshold=0.3, n_clusters=None).fit(z)
     centres, members = birch.subcluster_centers_, birch.predict(z)
@@ -106,3 +110,28 @@ def _partitions(z: np.ndarray, rules: ClusterRules):
             break
         labels = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(centres)[members]
         yield labels, np.array([z[labels == c].mean(axis=0) for c in range(k)])
+
+
+def _grid(k: int) -> tuple[int, int]:
+    """The most nearly square grid of k nodes (a line when k is prime)."""
+    rows = max(d for d in range(1, int(k**0.5) + 1) if k % d == 0)
+    return rows, k // rows
+
+
+def _som_partitions(z: np.ndarray, ks, seed: int):
+    """A Kohonen map of k nodes for each k: each customer joins their best-matching node; nodes left without
+    customers are dropped, so a map can find fewer clusters than it has nodes."""
+    from minisom import MiniSom
+
+    for k in ks:
+        rows, cols = _grid(k)
+        som = MiniSom(rows, cols, z.shape[1], sigma=max(min(rows, cols) / 2, 0.5), learning_rate=0.5, random_seed=seed)
+        if rows > 1:
+            som.pca_weights_init(z)  # a 2-D map starts on the data's first two principal components
+        else:
+            som.random_weights_init(z)
+        som.train(z, min(20_000, 10 * len(z)), random_order=True)
+        nodes = som.get_weights().reshape(-1, z.shape[1])
+        used = np.unique(((z[:, None, :] - nodes[None, :, :]) ** 2).sum(axis=2).argmin(axis=1))
+        nodes = nodes[used]
+        yield ((z[:, None, :] - nodes[None, :, :]) ** 2).sum(axis=2).argmin(axis=1), nodes

@@ -9,89 +9,53 @@ column is missing from the log is left out of the table, never faked.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-
-import ibis.expr.types as ir
+from dataclasses import replace
 
 from features.cutoffs import DAY
-from features.measures import (
-    ACTIVITY_DAYS,
-    TREND_DAYS,
-    WINDOWS_DAYS,
-    gap_mean,
-    gap_std,
-    ratio,
-    recency,
-    trend,
-    year_ago,
-)
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    definition: str
-    window: str
-    unit: str
-    expr: Callable[[ir.Table], ir.Value]
-    requires: tuple[str, ...] = ()
-    categorical: bool = False
-
-
-_ALL = "all history before as_of"
-
-
-def _col(name: str):
-    return lambda h: h[name]
-
-
-def _per_invoice(name: str):
-    return lambda h: h[name] / h.frequency_invoices
-
+from features.feature import ALL, Feature, col, per_invoice
+from features.habits import HABITS
+from features.measures import ACTIVITY_DAYS, WINDOWS_DAYS, ratio, recency
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("recency_days", "time from the last purchase to as_of", _ALL, "days (fractional)", recency),
-    Feature("frequency_invoices", "distinct purchase invoices", _ALL, "count", _col("frequency_invoices")),
-    Feature("frequency_days", "distinct days with a purchase", _ALL, "count", _col("frequency_days")),
+    Feature("recency_days", "time from the last purchase to as_of", ALL, "days (fractional)", recency),
+    Feature("frequency_invoices", "distinct purchase invoices", ALL, "count", col("frequency_invoices")),
+    Feature("frequency_days", "distinct days with a purchase", ALL, "count", col("frequency_days")),
     Feature(
-        "monetary_total", "value of purchase lines (returns excluded)", _ALL, "currency", lambda h: h.monetary_total
+        "monetary_total", "value of purchase lines (returns excluded)", ALL, "currency", lambda h: h.monetary_total
     ),
     Feature(
         "monetary_mean",
         "monetary_total / frequency_invoices",
-        _ALL,
+        ALL,
         "currency per invoice",
         lambda h: h.monetary_total / h.frequency_invoices,
     ),
-    Feature(
-        "net_spend_total", "purchases minus returns", _ALL, "currency", lambda h: h.monetary_total - h.return_value
-    ),
+    Feature("net_spend_total", "purchases minus returns", ALL, "currency", lambda h: h.monetary_total - h.return_value),
     Feature(
         "tenure_days",
         "time from the first purchase to as_of",
-        _ALL,
+        ALL,
         "days (fractional)",
         lambda h: (h.as_of_s - h.first_s) / DAY,
     ),
     Feature(
         "btyd_frequency",
         "repeat purchase days (frequency_days - 1), as in BG/NBD",
-        _ALL,
+        ALL,
         "count",
         lambda h: h.frequency_days - 1,
     ),
     Feature(
         "btyd_recency",
         "first to last purchase day, as in BG/NBD",
-        _ALL,
+        ALL,
         "whole days",
         lambda h: h.last_day - h.first_day,
     ),
     Feature(
         "btyd_T",
         "first purchase day to as_of day, as in BG/NBD",
-        _ALL,
+        ALL,
         "whole days",
         lambda h: h.as_of_day - h.first_day,
     ),
@@ -115,76 +79,27 @@ FEATURES: tuple[Feature, ...] = (
         )
         for w in WINDOWS_DAYS
     ),
-    Feature(
-        "gap_mean_days",
-        "mean gap between consecutive purchase days (null with one purchase day)",
-        _ALL,
-        "days",
-        gap_mean,
-    ),
-    Feature("gap_std_days", "sample std of those gaps (null with fewer than 3 purchase days)", _ALL, "days", gap_std),
-    Feature(
-        "overdue_ratio",
-        "recency_days / gap_mean_days: above 1 means later than the customer's own rhythm",
-        _ALL,
-        "ratio",
-        lambda h: ratio(recency(h), gap_mean(h)),
-    ),
-    Feature(
-        "spend_trend",
-        "(spend last 90d - spend 90-180d ago) / their sum; null when both are 0",
-        "[as_of - 180d, as_of)",
-        "ratio in [-1, 1]",
-        lambda h: trend(h[f"spend_{TREND_DAYS}d"], h.spend_prev),
-    ),
-    Feature(
-        "invoice_trend",
-        "(invoices last 90d - invoices 90-180d ago) / their sum; null when both are 0",
-        "[as_of - 180d, as_of)",
-        "ratio in [-1, 1]",
-        lambda h: trend(h[f"invoices_{TREND_DAYS}d"], h.invoices_prev),
-    ),
-    Feature(
-        "gap_cv",
-        "gap_std_days / gap_mean_days: how irregular the purchase rhythm is (null with fewer than 3 purchase days)",
-        _ALL,
-        "ratio",
-        lambda h: ratio(gap_std(h), gap_mean(h)),
-    ),
-    Feature(
-        "recency_prev_days",
-        "days from the second-to-last purchase day to the as_of day (null with one purchase day)",
-        _ALL,
-        "whole days",
-        lambda h: (h.as_of_day - (h.last_day - h.last_gap)).cast("float64"),
-    ),
-    Feature(
-        "invoices_year_ago_90d",
-        "purchase invoices in the 90 days that followed this date a year earlier (null if not a customer then)",
-        "[as_of - 365d, as_of - 275d)",
-        "count",
-        year_ago,
-    ),
-    Feature("distinct_products", "distinct products bought", _ALL, "count", _col("distinct_products"), ("product_id",)),
+    *HABITS,  # rhythm, trends and deviation: features/habits.py
+    Feature("distinct_products", "distinct products bought", ALL, "count", col("distinct_products"), ("product_id",)),
     Feature(
         "basket_lines_mean",
         "purchase lines per purchase invoice",
-        _ALL,
+        ALL,
         "lines",
         lambda h: h.sale_lines / h.frequency_invoices,
     ),
     Feature(
         "basket_units_mean",
         "units per purchase invoice",
-        _ALL,
+        ALL,
         "units",
-        expr=_per_invoice("sale_units"),
+        expr=per_invoice("sale_units"),
         requires=("quantity",),
     ),
     Feature(
         "unit_price_mean",
         "value of purchase lines / units bought: the customer's price level",
-        _ALL,
+        ALL,
         "currency per unit",
         expr=lambda h: ratio(h.monetary_total, h.sale_units),
         requires=("quantity",),
@@ -192,7 +107,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "repeat_product_share",
         "share of the distinct products bought again later (on a later invoice)",
-        _ALL,
+        ALL,
         "share in [0, 1]",
         expr=lambda h: h.repeat_products / h.distinct_products,
         requires=("product_id",),
@@ -200,28 +115,28 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "return_share_lines",
         "return lines / all lines",
-        _ALL,
+        ALL,
         "share in [0, 1]",
         lambda h: h.return_lines / (h.sale_lines + h.return_lines),
     ),
     Feature(
         "return_share_value",
         "returned value / (purchased + returned value)",
-        _ALL,
+        ALL,
         "share in [0, 1]",
         lambda h: ratio(h.return_value, h.monetary_total + h.return_value),
     ),
     Feature(
         "weekend_share",
         "share of purchase invoices on Saturday or Sunday",
-        _ALL,
+        ALL,
         "share in [0, 1]",
         lambda h: h.weekend_invoices / h.frequency_invoices,
     ),
     Feature(
         "main_country",
         "country of most purchase invoices (ties: alphabetical)",
-        _ALL,
+        ALL,
         "category",
         lambda h: h.main_country,
         ("country",),
@@ -230,7 +145,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "main_channel",
         "channel of most purchase invoices (ties: alphabetical)",
-        _ALL,
+        ALL,
         "category",
         lambda h: h.main_channel,
         ("channel",),
@@ -239,7 +154,15 @@ FEATURES: tuple[Feature, ...] = (
 )
 
 # Features of money: a log without amounts (an event log: one line per purchase) leaves them out.
-MONEY = ("monetary_total", "monetary_mean", "net_spend_total", "spend_trend", "unit_price_mean", "return_share_value")
+MONEY = (
+    "monetary_total",
+    "monetary_mean",
+    "net_spend_total",
+    "spend_trend",
+    "unit_price_mean",
+    "return_share_value",
+    "spend_deviation",
+)
 MONEY += tuple(f"spend_{w}d" for w in WINDOWS_DAYS)
 FEATURES = tuple(replace(f, requires=(*f.requires, "amount")) if f.name in MONEY else f for f in FEATURES)
 

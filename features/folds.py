@@ -22,6 +22,8 @@ def _with_epoch(tx: ir.Table) -> ir.Table:
     return tx.mutate(ts_s=tx.ts.epoch_seconds().cast("int64"))
 
 
+QUARTILES = {1: 0.25, 2: 0.5, 3: 0.75}  # interpolated (DuckDB quantile_cont, Spark percentile, pandas linear)
+
 # Amounts and quantities keep 6 decimals; the exact total is turned back into a float once, after the last sum.
 MICROS = 1_000_000
 
@@ -95,18 +97,29 @@ def per_cutoff_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
 
 
 def purchase_day_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
-    days = events.filter(events.is_purchase).select("customer_id", "day").distinct()
+    """Per customer and cutoff: purchase days, their gaps (count, sums, the last, quartiles) and, when the log has
+    amounts, the quartiles of their spend per purchase day and the spend of the last one (for deviation detection)."""
+    purchases = events.filter(events.is_purchase)
+    if "sale_value" in events.columns:
+        days = purchases.group_by(["customer_id", "day"]).aggregate(day_spend=purchases.sale_value.sum())
+    else:
+        days = purchases.select("customer_id", "day").distinct()
     days = days.mutate(gap=days.day - days.day.lag().over(group_by="customer_id", order_by="day"))
     pairs = days.join(cutoffs, days.day < cutoffs.as_of_day)
-    return pairs.group_by(KEYS).aggregate(
-        frequency_days=pairs.count(),
-        first_day=pairs.day.min(),
-        last_day=pairs.day.max(),
-        last_gap=pairs.gap.argmax(pairs.day),  # the gap that ended at the last purchase day (null with one day)
-        gap_n=pairs.gap.count(),
-        gap_sum=pairs.gap.sum(),
-        gap_sumsq=(pairs.gap * pairs.gap).sum(),
-    )
+    aggs = {
+        "frequency_days": pairs.count(),
+        "first_day": pairs.day.min(),
+        "last_day": pairs.day.max(),
+        "last_gap": pairs.gap.argmax(pairs.day),  # the gap that ended at the last purchase day (null with one day)
+        "gap_n": pairs.gap.count(),
+        "gap_sum": pairs.gap.sum(),
+        "gap_sumsq": (pairs.gap * pairs.gap).sum(),
+        **{f"gap_q{i}": pairs.gap.quantile(q) for i, q in QUARTILES.items()},
+    }
+    if "day_spend" in days.columns:
+        aggs["day_spend_last"] = from_micros(pairs.day_spend.argmax(pairs.day))
+        aggs |= {f"day_spend_q{i}": pairs.day_spend.quantile(q) / MICROS for i, q in QUARTILES.items()}
+    return pairs.group_by(KEYS).aggregate(**aggs)
 
 
 def product_aggregates(tx: ir.Table, cutoffs: ir.Table) -> ir.Table:

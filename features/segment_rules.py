@@ -57,12 +57,27 @@ class ABCRules(_Strict):
 class ClusterRules(_Strict):
     columns: list[str]
     # kmeans: K-Means for each k; two_step: BIRCH pre-clusters the customers into many small groups, then
-    # agglomerative (Ward) merging of those groups for each k; either way k is chosen by silhouette
-    method: Literal["kmeans", "two_step"] = "kmeans"
+    # agglomerative (Ward) merging of those groups for each k; som: a Kohonen self-organising map of k nodes;
+    # k is chosen by silhouette
+    method: Literal["kmeans", "two_step", "som"] = "kmeans"
     k_min: int = 2
     k_max: int = 8
     silhouette_sample: int = 10_000
     seed: int = 0
+
+
+class IndexRules(_Strict):
+    indicators: dict[str, Literal[1, -1]]  # feature -> direction: 1 when more is better for the business
+    log: bool = True  # log(1 + x) before standardising (counts and money are skewed)
+    standardise: Literal["minmax", "percentile"] = "minmax"
+    weights: Literal["entropy", "equal"] | dict[str, float] = "entropy"
+
+    @field_validator("indicators")
+    @classmethod
+    def _some(cls, value):
+        if not value:
+            raise ValueError("needs at least one indicator")
+        return value
 
 
 class SegmentRules(_Strict):
@@ -71,6 +86,7 @@ class SegmentRules(_Strict):
     value_matrix: ValueMatrixRules
     abc: ABCRules
     clusters: ClusterRules
+    index: IndexRules | None = None  # no composite index when a rules file has no `index` section
 
 
 @cache

@@ -29,12 +29,14 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
         record: ModelRecord,
         reference: dict | None = None,
         clusters: dict | None = None,
+        index: dict | None = None,
     ):
         self.pipeline = pipeline
         self.calibrator = calibrator  # None: the pipeline's score is the probability
         self.record = record
         self.reference = reference or {}  # training medians (modes for categories): the explanation fallback's baseline
         self.clusters = clusters  # the behavioural clusters fitted on the training population (ClusterModel.to_dict)
+        self.index = index  # the composite customer index fitted on it (CustomerIndex.to_dict)
 
     @property
     def feature_spec(self) -> FeatureSpec:

@@ -120,7 +120,7 @@ def model_version_info(task: str, version: int | None = None) -> dict:
             f"{name} version {mv.version} predates the model record: retrain it with `propensity train`."
         )
     record = ModelRecord.model_validate_json(mv.tags[RECORD_TAG])
-    return {"name": name, "version": int(mv.version), "run_id": mv.run_id, "record": record}
+    return {"name": name, "version": int(mv.version), "run_id": mv.run_id, "record": record, "tags": dict(mv.tags)}
 
 
 def project_run():

@@ -36,7 +36,8 @@ def spec_for_columns(columns) -> FeatureSpec:
     present = set(columns)
     from features.contract import OPTIONAL
 
-    feats = [f for f in available_features(OPTIONAL) if f.name in present]  # every catalogue feature the table has
+    # every catalogue model input the table has
+    feats = [f for f in available_features(OPTIONAL) if f.name in present and f.model_input]
     return FeatureSpec(tuple(f.name for f in feats if not f.categorical), tuple(f.name for f in feats if f.categorical))
 
 

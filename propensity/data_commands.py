@@ -26,7 +26,7 @@ from propensity.options import (
     SparkSource,
     TsFormat,
 )
-from propensity.printers import out, print_validation
+from propensity.printers import out, print_validation, steps
 
 
 def _source(path: Path, preset, mapping, ts_format, decimal, **reading):
@@ -116,12 +116,17 @@ def ingest(
     from features.transactions import export_store_log, ingest_into_store
 
     reading = dict(delimiter=delimiter, table=table, query=query, sheet=sheet, encoding=encoding)
-    report = ingest_into_store(
-        store_path(data_dir), *_source(source, preset, mapping, ts_format, decimal, **reading), min_accepted_share
-    )
+    with steps("Ingest") as progress:
+        progress(f"reading, validating and loading {source}")
+        report = ingest_into_store(
+            store_path(data_dir), *_source(source, preset, mapping, ts_format, decimal, **reading), min_accepted_share
+        )
+        if export_parquet:
+            progress(f"writing the validated log to {export_parquet}")
+            exported = export_store_log(data_dir, export_parquet)
     print_validation(report, f"Loaded {source} into {store_path(data_dir)}")
     if export_parquet:
-        out.print(f"Validated log ({report.accepted_rows:,} lines) -> {export_store_log(data_dir, export_parquet)}")
+        out.print(f"Validated log ({report.accepted_rows:,} lines) -> {exported}")
 
 
 def resolve_cutoffs(as_of: list[str] | None, start: str | None, end: str | None) -> list[date]:

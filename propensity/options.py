@@ -25,6 +25,7 @@ class Task(StrEnum):
 class RankBy(StrEnum):
     risk = "risk"
     value_at_risk = "value-at-risk"
+    index = "index"  # the composite customer index, highest first
 
 
 DataDir = Annotated[

@@ -68,7 +68,9 @@ def report(
     """A self-contained HTML report of a scoring run: models, segments, migration, top of the risk list."""
     from serving.jobs import report_store
 
-    result = report_store(data_dir, as_of, out_dir)
+    with steps("Report") as progress:
+        progress("reading the scores and the models' training plots")
+        result = report_store(data_dir, as_of, out_dir)
     out.print(f"Report -> {result.html} (with {len(result.images)} PNGs beside it)")
 
 
@@ -94,7 +96,9 @@ def serve(
 def risk_list_command(
     out_file: OutFile,
     top: Annotated[int, typer.Option(help="How many customers.", min=1)] = 100,
-    by: Annotated[RankBy, typer.Option(help="Rank by risk or value at risk.")] = RankBy.value_at_risk,
+    by: Annotated[
+        RankBy, typer.Option(help="Rank by risk, value at risk or the composite customer index.")
+    ] = RankBy.value_at_risk,
     segment: Annotated[list[str] | None, typer.Option(help="Only these RFM segments (repeatable).")] = None,
     min_value: Annotated[float, typer.Option(help="Only customers with at least this CLV (expected_value).")] = 0.0,
     as_of: AsOf = None,

@@ -17,7 +17,7 @@ from features.segments import load_segment_rules
 from features.store import atomic_path, write_frame
 from serving.value import load_value_settings
 
-SORT_KEYS = {"risk": "p_churn", "value-at-risk": "value_at_risk", "purchase": "p_purchase"}
+SORT_KEYS = {"risk": "p_churn", "value-at-risk": "value_at_risk", "purchase": "p_purchase", "index": "customer_index"}
 MONEY = (
     "predicted_value",
     "expected_value",
@@ -45,6 +45,8 @@ def headers() -> dict[str, str]:
         "value_matrix": "Value group",
         "abc_tier": "ABC tier",
         "cluster": "Cluster",
+        "customer_index": "Customer index (0-100)",
+        "index_percentile": "Index percentile",
         "action": "Suggested action",
         "alerts": "Alerts",
         "reason_1": "Why",
@@ -64,6 +66,8 @@ def for_people(frame: pd.DataFrame) -> pd.DataFrame:
         out[column] = out[column].astype(float).round(2)
     for column in out.columns.intersection(SHARES):
         out[column] = (out[column].astype(float) * 100).round(1)
+    for column in out.columns.intersection(["customer_index", "index_percentile"]):
+        out[column] = out[column].astype(float).round(1)
     return out.rename(columns=headers())
 
 
@@ -101,8 +105,10 @@ def risk_list(
 ) -> pd.DataFrame:
     """The retention team's list: filtered, sorted by risk or value at risk, top N."""
     if by not in SORT_KEYS:
-        raise PropensityError(f"Unknown ranking {by!r}: use risk, value-at-risk or purchase.")
-    if scores["p_churn"].isna().all():  # scored without a churn model: the rows rank by P(purchase)
+        raise PropensityError(f"Unknown ranking {by!r}: use risk, value-at-risk, purchase or index.")
+    if by == "index" and scores.get("customer_index", pd.Series(dtype=float)).isna().all():
+        raise PropensityError("These scores have no customer index: the models were registered without one.")
+    if by != "index" and scores["p_churn"].isna().all():  # scored without a churn model: the rows rank by P(purchase)
         by = "purchase"
     frame = scores[scores["expected_value"] >= min_value]
     if scores["expected_value"].isna().all():  # an event log: no value, no RFM segment; rank by risk

@@ -16,7 +16,6 @@ import pandas as pd
 import yaml
 
 from features.build import build_features
-from features.clusters import ClusterModel
 from features.cutoffs import as_cutoff, data_window
 from features.definitions import FEATURES
 from features.errors import PropensityError
@@ -26,6 +25,7 @@ from models.explain import btyd_values, contributions
 from models.packaged import PropensityModel
 from models.spec import FeatureSpec, model_input
 from serving.alerts import alerts, load_indicators
+from serving.carried import cluster_labels, index_columns
 from serving.reasons import REASON_COLUMNS, top_reasons
 from serving.value import customer_value, with_scored_inputs
 
@@ -155,16 +155,6 @@ def _actions(segments: np.ndarray) -> np.ndarray:
     return labels[codes]  # code -1 (a missing segment) takes the last label, the default
 
 
-def _cluster_model(model) -> ClusterModel | None:
-    """The model's clusters, rebuilt from their saved form once per loaded model."""
-    if not model.clusters:
-        return None
-    cached = model.__dict__.get("_cluster_model")
-    if cached is None or cached[0] is not model.clusters:
-        cached = model.__dict__["_cluster_model"] = (model.clusters, ClusterModel.from_dict(model.clusters))
-    return cached[1]
-
-
 def score_features(
     features: pd.DataFrame,
     models: Models,
@@ -197,7 +187,7 @@ def score_features(
     order = np.lexsort((np.asarray(ids, dtype=object), -ranked_by))  # descending (missing last), then id
     rule_inputs = with_scored_inputs(features, reference_columns(rules), spend, value)
     segments = assign_segments(rule_inputs, rules, reference, keys=False)
-    clusters = _cluster_model(models.lead)
+    index = index_columns(features, models.lead)
     columns = {
         "customer_id": ids.take(order),
         "as_of": features["as_of"].to_numpy()[order],
@@ -209,7 +199,8 @@ def score_features(
         "expected_value": value[order],
         "value_at_risk": at_risk[order],
         **{c: segments[c].to_numpy()[order] for c in segments.columns},
-        "cluster": clusters.assign(features)[order] if clusters else np.full(len(features), -1),
+        "cluster": cluster_labels(features, models.lead)[order],
+        **{name: values[order] for name, values in index.items()},
         "action": _actions(segments["rfm_segment"].to_numpy()[order]),
         "alerts": alerts(features)[order],
     }

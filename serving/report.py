@@ -24,6 +24,7 @@ from serving.report_sections import (
     action_summary,
     alerts_html,
     cluster_html,
+    index_html,
     migration_html,
     outcome_html,
     segment_summary,
@@ -152,7 +153,8 @@ def build_report(
 <div class="figs">{img(images["segments.png"], "segments", "wide")}{img(images["risk_distribution.png"], "risk distribution")}</div>
 <h2>Suggested actions</h2>{table(actions, ("action",), money_cols, currency)}
 <h2>Key-indicator alerts</h2>{alerts_html(scores, currency)}
-<h2>Behavioural clusters</h2>{cluster_html(scores, currency)}
+<h2>Behavioural clusters</h2>{cluster_html(scores, currency, models_info)}
+<h2>Customer index</h2>{index_html(scores, currency, models_info)}
 <h2>Customer value</h2>{value_html(scores, models_info)}
 {f'<div class="figs">{img(images["value_distribution.png"], "value distribution")}</div>' if "value_distribution.png" in images else ""}
 <h2>Since the last run</h2>{migration_html(comparison)}

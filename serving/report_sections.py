@@ -4,6 +4,7 @@ summary at the top."""
 from __future__ import annotations
 
 import html
+import json
 
 import pandas as pd
 
@@ -144,7 +145,25 @@ def alerts_html(scores: pd.DataFrame, currency: str) -> str:
     )
 
 
-def cluster_html(scores: pd.DataFrame, currency: str) -> str:
+CLUSTER_METHODS = {
+    "kmeans": "K-Means",
+    "two_step": "two-step clustering (BIRCH pre-clusters merged by Ward linkage)",
+    "som": "a Kohonen self-organising map",
+}
+INDICATOR_WORDS = {
+    "recency_days": "recency",
+    "frequency_invoices": "orders",
+    "monetary_total": "spend",
+    "tenure_days": "tenure",
+    "return_share_value": "returns",
+}
+
+
+def _tag(models_info: dict, key: str) -> str | None:
+    return next((info["tags"][key] for info in models_info.values() if key in info.get("tags", {})), None)
+
+
+def cluster_html(scores: pd.DataFrame, currency: str, models_info: dict | None = None) -> str:
     """The behavioural clusters profiled: size, typical recency, orders and spend, churn risk and value at risk."""
     if "cluster" not in scores or not (scores["cluster"] >= 0).any():
         return '<p class="note">The models carry no clusters.</p>'
@@ -165,7 +184,39 @@ def cluster_html(scores: pd.DataFrame, currency: str) -> str:
         if riskiest is not None
         else ""
     )
+    method = CLUSTER_METHODS.get(_tag(models_info or {}, "clusters_method") or "", "")
     return (
-        f"<p>Customers fall into {len(profile)} behavioural clusters (fitted on the training population, numbered by "
-        f"spend).{words}</p>" + table(profile, (), ("value at risk", "median spend"), currency)
+        f"<p>Customers fall into {len(profile)} behavioural clusters (found by {method or 'clustering'} on the training "
+        f"population's recency, orders and spend, numbered by spend).{words}</p>"
+        + table(profile, (), ("value at risk", "median spend"), currency)
+    )
+
+
+def index_html(scores: pd.DataFrame, currency: str, models_info: dict) -> str:
+    """The composite customer index: its weights in words, and churn risk and value at risk by fifth of the index."""
+    if "customer_index" not in scores or scores["customer_index"].isna().all():
+        return '<p class="note">The models carry no customer index.</p>'
+    fifth = pd.cut(
+        scores["index_percentile"], [-0.1, 20, 40, 60, 80, 100], labels=["0-20", "20-40", "40-60", "60-80", "80-100"]
+    )
+    g = scores.groupby(fifth.rename("index percentile"), observed=True)
+    bands = pd.DataFrame({"customers": g.size(), "median index": g["customer_index"].median().round(1)})
+    bands["mean p_churn"] = g["p_churn"].mean()
+    bands["value at risk"] = g["value_at_risk"].sum(min_count=1)
+    bands = bands.dropna(axis=1, how="all").iloc[::-1].reset_index()
+    weights = json.loads(_tag(models_info, "index_weights") or "{}")
+    weighed = ", ".join(
+        f"{INDICATOR_WORDS.get(k, k)} {w:.0%}" for k, w in sorted(weights.items(), key=lambda kv: -kv[1])
+    )
+    words = f" Its weights: {weighed}." if weighed else ""
+    if "mean p_churn" in bands and len(bands) > 1 and bands["mean p_churn"].notna().all():
+        top, bottom = bands.iloc[0], bands.iloc[-1]
+        words += (
+            f" Customers in the index's {top['index percentile']} band have a mean churn risk of {top['mean p_churn']:.0%}"
+            f", those in its {bottom['index percentile']} band {bottom['mean p_churn']:.0%}."
+        )
+    return (
+        "<p>The customer index (0-100) sums each customer's standardised indicators with weights fitted on the training "
+        f"population (segments.yaml <code>index</code>); a percentile places them in that population.{words}</p>"
+        + table(bands, ("index percentile",), ("value at risk",), currency)
     )

@@ -72,7 +72,21 @@ SCORED_COLUMNS: tuple[Column, ...] = (
     Column(
         "cluster",
         int,
-        "behavioural K-Means cluster, fitted on the training population and carried by the churn model (-1: none)",
+        "behavioural cluster (K-Means, two-step or Kohonen map: segments.yaml `clusters.method`), fitted on the "
+        "training population and carried by the churn model (-1: none)",
+    ),
+    Column(
+        "customer_index",
+        float,
+        "composite customer index, 0 (worst on every indicator) to 100 (best on every one): the indicators of "
+        "segments.yaml `index`, standardised and weighted (entropy weights by default) on the training population; "
+        "null when the model carries no index",
+    ),
+    Column(
+        "index_percentile",
+        float,
+        "share (0-100) of the training population whose index is at or below this customer's: their ranking",
+        listed=False,
     ),
     Column(
         "action",
@@ -84,8 +98,8 @@ SCORED_COLUMNS: tuple[Column, ...] = (
         "alerts",
         str,
         "key indicators at or past their critical threshold, in words, joined by '; ' (serving/config/alerts.yaml: "
-        "overdue 2x the usual gap, spend or orders down 50% on the quarter before, returns 30% of value); null when "
-        "none is",
+        "overdue 2x the usual gap, spend or orders down 50% on the quarter before, returns 30% of value; deviation "
+        "detection: a silence or a last spend 3.5 robust SDs from the customer's own habit); null when none is",
         reported=True,
     ),
 )

@@ -48,6 +48,12 @@ def _events(tx: pd.DataFrame) -> pd.DataFrame:
     return ev
 
 
+def _robust_z(x: pd.Series, out: pd.DataFrame, column: str, floor: pd.Series, enough: pd.Series) -> pd.Series:
+    """(x - median) / max(IQR / 1.349, floor), where the customer has enough history."""
+    scale = np.maximum((out[f"{column}_q3"] - out[f"{column}_q1"]) / 1.349, floor)
+    return ((x - out[f"{column}_q2"]) / scale).where(enough & (scale > 0))
+
+
 def reference_features(tx: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int = 365) -> pd.DataFrame:
     as_of = pd.Timestamp(as_of)
     as_of_s = int(as_of.timestamp())
@@ -85,7 +91,13 @@ def reference_features(tx: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int
     out["invoices_year_ago"] = year_ago.groupby(ev["customer_id"], observed=True).sum()
     out = out[out["last_s"].notna() & (as_of_s - out["last_s"] <= lookback_days * DAY)]
 
-    days = purchases[["customer_id", "day"]].drop_duplicates().sort_values(["customer_id", "day"])
+    days = (
+        purchases.groupby(["customer_id", "day"], observed=True)["sale_value"]
+        .sum()
+        .rename("day_spend")
+        .reset_index()
+        .sort_values(["customer_id", "day"])
+    )
     days["gap"] = days.groupby("customer_id", observed=True)["day"].diff()
     dg = days.groupby("customer_id", observed=True).agg(
         frequency_days=("day", "size"),
@@ -95,7 +107,14 @@ def reference_features(tx: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int
         gap_sum=("gap", "sum"),
         gap_sumsq=("gap", lambda s: (s * s).sum()),
         last_gap=("gap", "last"),
+        day_spend_last=("day_spend", "last"),
     )
+    quartiles = {
+        f"{column}_q{i}": days.groupby("customer_id", observed=True)[column].quantile(q)
+        for column in ("gap", "day_spend")
+        for i, q in ((1, 0.25), (2, 0.5), (3, 0.75))
+    }
+    dg = dg.join(pd.DataFrame(quartiles))
     out = out.join(dg)
     sales = past[~past["is_return"] & past["product_id"].notna()]
     out["distinct_products"] = sales.groupby("customer_id", observed=True)["product_id"].nunique()
@@ -133,6 +152,12 @@ def reference_features(tx: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int
             "invoice_trend": ((i90 - iprev) / (i90 + iprev)).where(i90 + iprev > 0),
             "gap_cv": (np.sqrt(var) / gap_mean).where(gap_mean > 0),
             "recency_prev_days": as_of_day - (out["last_day"] - out["last_gap"]),
+            "gap_deviation": _robust_z(
+                as_of_day - out["last_day"], out, "gap", np.maximum(0.1 * out["gap_q2"], 1.0), n >= 3
+            ),
+            "spend_deviation": _robust_z(
+                out["day_spend_last"], out, "day_spend", 0.1 * out["day_spend_q2"].abs(), out["frequency_days"] >= 3
+            ),
             "invoices_year_ago_90d": out["invoices_year_ago"].where(out["first_s"] <= as_of_s - 365 * DAY),
             "distinct_products": out["distinct_products"],
             "basket_lines_mean": out["sale_lines"] / out["frequency_invoices"],

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 
 from features.clusters import fit_clusters
+from features.customer_index import fit_index
 from features.segments import load_segment_rules
 from models.calibration import Calibrator
 from models.packaged import PropensityModel
@@ -56,8 +59,12 @@ def register_model(pipeline, calibrator: Calibrator, record: ModelRecord, data: 
 
     X = model_input(data.rows(data.plan.refit), data.spec)
     population = data.rows(data.plan.refit[-1])  # the latest population, each customer once
-    clusters = fit_clusters(population, load_segment_rules().clusters).to_dict()
-    packaged = PropensityModel(pipeline, calibrator, record, PropensityModel.reference_row(X, data.spec), clusters)
+    rules = load_segment_rules()
+    clusters = fit_clusters(population, rules.clusters).to_dict()
+    index = fit_index(population, rules.index).to_dict() if rules.index else None
+    packaged = PropensityModel(
+        pipeline, calibrator, record, PropensityModel.reference_row(X, data.spec), clusters, index
+    )
     example = X.drop(columns=["customer_id"]).head(5)
     info = mlflow.pyfunc.log_model(
         name="model",
@@ -72,6 +79,10 @@ def register_model(pipeline, calibrator: Calibrator, record: ModelRecord, data: 
     client.set_model_version_tag(name, version, RECORD_TAG, record.model_dump_json())
     for key in ("family", "task", "horizon_days", "lookback_days", "calibration"):  # for people browsing the registry
         client.set_model_version_tag(name, version, key, str(getattr(record, key)))
+    client.set_model_version_tag(name, version, "clusters_method", clusters["method"])  # read by the report
+    if index:
+        weights = dict(zip(index["indicators"], index["weights"], strict=True))
+        client.set_model_version_tag(name, version, "index_weights", json.dumps(weights))
     client.update_model_version(
         name,
         version,

@@ -190,7 +190,7 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
     @app.get("/risk-list", dependencies=auth, response_model=list[ScoredCustomer], responses={404: problem})
     def risk(
         top: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
-        by: Literal["risk", "value-at-risk"] = "value-at-risk",
+        by: Literal["risk", "value-at-risk", "index"] = "value-at-risk",
         segment: Annotated[list[SegmentName] | None, Query()] = None,
         min_value: float = 0.0,
     ) -> list[dict]:

@@ -155,6 +155,8 @@ class RequestFeatures:
         }
         if self.models.lead.clusters:
             wanted |= set(self.models.lead.clusters["columns"])
+        if index := getattr(self.models.lead, "index", None):
+            wanted |= set(index["indicators"])
         if self.models.ranked_by == "value_at_risk" and self.models.value is None:  # CLV from the historic rate
             wanted.add("net_spend_total")
         return wanted

@@ -15,7 +15,15 @@ from fastapi.testclient import TestClient
 from features.errors import PropensityError
 from features.store import connect_store, store_path
 
-API_COLUMNS = ["p_churn", "p_purchase", "predicted_value", "expected_value", "value_at_risk"]
+API_COLUMNS = [
+    "p_churn",
+    "p_purchase",
+    "predicted_value",
+    "expected_value",
+    "value_at_risk",
+    "customer_index",
+    "index_percentile",
+]
 SEGMENT_COLUMNS = [
     "rfm_segment",
     "rfm_code",

@@ -114,6 +114,10 @@ def test_every_customer_gets_a_cluster_and_reasons_that_read_as_words(scored):
     scores = scored[3]
     model = scored[1].churn
     assert model.clusters is not None and scores["cluster"].between(0, len(model.clusters["centroids"]) - 1).all()
+    # the composite index: within its range, and a higher index goes with a lower churn risk on this log
+    assert model.index is not None and scores["customer_index"].between(0, 100).all()
+    assert scores["index_percentile"].between(0, 100).all()
+    assert scores["customer_index"].corr(scores["p_churn"], method="spearman") < -0.3
     assert scores["reason_1"].notna().mean() > 0.95
     text = " | ".join(scores["reason_1"].dropna().head(50))
     assert "_" not in text  # phrases, not column names
@@ -221,5 +225,6 @@ def test_the_report_checks_the_latest_closed_run_against_what_customers_did(scor
     page = write_report(log.con, tmp_path / "reports").html.read_text()
     assert f"The run of {closed} scored {len(past):,} customers" in page and 'alt="predicted vs realised churn"' in page
     assert "customers were scored." in page and "Suggested actions" in page and "— raises risk" in page
-    assert "behavioural clusters (fitted on the training population" in page and "is the riskiest" in page
+    assert "behavioural clusters (found by K-Means on the training population" in page and "is the riskiest" in page
+    assert "The customer index (0-100)" in page and "Its weights: " in page
     assert latest_closed_run(log.con, h + 10_000) is None  # no run is that old

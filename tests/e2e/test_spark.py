@@ -192,8 +192,9 @@ def test_spark_scoring_matches_batch_scoring(spark, trained_store, tmp_path, sha
     assert result["customers"] == len(batch) == len(spark_scores)
     assert spark_scores["customer_id"].tolist() == batch["customer_id"].tolist()
     assert models.value is not None  # the value model's columns too
-    for column in ("p_churn", "p_purchase", "predicted_value", "expected_value", "value_at_risk"):
-        np.testing.assert_allclose(spark_scores[column], batch[column], rtol=1e-9, err_msg=column)
+    numbers = ("p_churn", "p_purchase", "predicted_value", "expected_value", "value_at_risk")
+    for column in (*numbers, "customer_index", "index_percentile", "gap_deviation", "spend_deviation"):
+        np.testing.assert_allclose(spark_scores[column], batch[column], rtol=1e-9, atol=1e-9, err_msg=column)
     for column in (
         "rfm_segment",
         "r_score",

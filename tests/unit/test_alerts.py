@@ -42,5 +42,18 @@ def test_the_configured_indicators_load_and_read_features_of_the_catalogue():
     from features.definitions import FEATURES
 
     indicators = load_indicators()
-    assert {"overdue", "spend_drop", "returns"} <= set(indicators)
+    assert {"overdue", "spend_drop", "returns", "silence_deviation", "spend_deviation"} <= set(indicators)
     assert {i.column for i in indicators.values()} <= {f.name for f in FEATURES}
+
+
+def test_deviation_alerts_fire_at_a_robust_z_of_three_and_a_half():
+    """The configured deviation indicators: a long silence or a low last spend against the customer's own habit."""
+    indicators = load_indicators()
+    deviation = {k: indicators[k] for k in ("silence_deviation", "spend_deviation")}
+    features = pd.DataFrame({"gap_deviation": [3.49, 3.5, -9.0, np.nan], "spend_deviation": [0.0, -3.5, -3.49, -4.0]})
+    assert alerts(features, deviation).tolist() == [
+        None,
+        "silent far beyond their usual gap (robust z +3.5); last purchase far below their usual spend (robust z -3.5)",
+        None,
+        "last purchase far below their usual spend (robust z -4.0)",
+    ]

@@ -46,6 +46,10 @@ EXPECTED = {
     "invoice_trend": [1.0, 1.0, -1.0],
     "gap_cv": [np.sqrt(98.0) / 21, nan, nan],
     "recency_prev_days": [42, nan, 273],
+    # A's gaps are 14 and 28 days: too few for a habit. A's purchase days spent 12, 3 and 20: median 12, quartiles
+    # 7.5 and 16 (interpolated), so the last day's 20 is (20 - 12) / (8.5 / 1.349) robust SDs above the median.
+    "gap_deviation": [nan, nan, nan],
+    "spend_deviation": [(20 - 12) / (8.5 / 1.349), nan, nan],
     "invoices_year_ago_90d": [nan, nan, nan],
     "distinct_products": [3, 1, 1],
     "basket_lines_mean": [4 / 3, 1.0, 1.0],
@@ -121,3 +125,23 @@ def test_the_scored_row_doc_is_generated_from_the_schema():
 
     text = DOC.read_text()
     assert render(text) == text, "docs/serving.md is stale: run `python -m serving.docs`"
+
+
+def test_deviation_detection_against_the_customers_own_habit(tmp_path):
+    """R buys every 10 days for 10 each time; I's gaps are 10, 20, 30, 40 and I spends 10, 10, 10, 10, then 2."""
+    from tests.conftest import canonical_log
+
+    start = pd.Timestamp("2021-01-01 12:00")
+    rows = [("R", f"R{i}", start + pd.Timedelta(days=10 * i), 10.0) for i in range(6)]
+    i_days = [0, 10, 30, 60, 100]
+    rows += [("I", f"I{i}", start + pd.Timedelta(days=d), 2.0 if i == 4 else 10.0) for i, d in enumerate(i_days)]
+    frame = pd.DataFrame(rows, columns=["customer_id", "invoice_id", "ts", "unit_price"]).assign(quantity=1)
+    tx, _ = canonical_log(frame.astype(str), tmp_path)
+    got = build_features(tx, date(2021, 4, 26)).set_index("customer_id")  # day 115 after the first purchase
+    # R: open gap 65 days against gaps all 10 (IQR 0): the spread is its floor, 10% of the median = 1 day
+    assert got.loc["R", "gap_deviation"] == pytest.approx(65 - 10, abs=1e-12)
+    assert got.loc["R", "spend_deviation"] == pytest.approx(0.0, abs=1e-12)  # 10 every time: no deviation
+    # I: open gap 15 days; gaps quartiles 17.5, 25, 32.5 -> (15 - 25) / (15 / 1.349)
+    assert got.loc["I", "gap_deviation"] == pytest.approx((15 - 25) / (15 / 1.349), abs=1e-12)
+    # I's day spends 10, 10, 10, 10, 2: median 10, IQR 0, floor 1: the last day is 8 below
+    assert got.loc["I", "spend_deviation"] == pytest.approx(-8.0, abs=1e-12)

@@ -91,9 +91,10 @@ def test_segment_rules_are_validated(tmp_path):
         load_segment_rules(bad)
 
 
-@pytest.mark.parametrize("method", ["kmeans", "two_step"])
+@pytest.mark.parametrize("method", ["kmeans", "two_step", "som"])
 def test_clusters_find_planted_groups_and_reassign_identically(method):
-    """K-Means and two-step clustering (BIRCH, then Ward merging) each recover three planted customer groups."""
+    """K-Means, two-step clustering (BIRCH, then Ward merging) and a Kohonen map each recover three planted customer
+    groups."""
     rng = np.random.default_rng(0)
     groups = [(5, 1, 20), (40, 8, 400), (200, 30, 5000)]
     rows = [
