@@ -58,6 +58,23 @@ def require_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
 
 
 @contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, **frames: pd.DataFrame):
+    """Register the frames under their names and run the block in one transaction (rolled back on an error)."""
+    for name, frame in frames.items():
+        con.register(name, frame)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except duckdb.Error:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for name in frames:
+            con.unregister(name)
+
+
+@contextmanager
 def atomic_path(target: Path):
     """Yield a temporary path beside ``target``; it replaces ``target`` only if the block succeeds."""
     target = Path(target)

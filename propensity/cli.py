@@ -6,7 +6,12 @@ from __future__ import annotations
 import sys
 
 from features.errors import PropensityError
-from propensity import data_commands, model_commands, serving_commands  # noqa: F401 - they register the commands
+from propensity import (  # noqa: F401 - they register the commands
+    campaign_commands,
+    data_commands,
+    model_commands,
+    serving_commands,
+)
 from propensity.app import app
 from propensity.printers import console
 

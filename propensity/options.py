@@ -63,3 +63,14 @@ SparkMaster = Annotated[
 SparkRemote = Annotated[
     str | None, typer.Option(envvar="PROPENSITY_SPARK_REMOTE", help="Spark Connect URL, e.g. sc://host:15002.")
 ]
+
+
+def parse_share(text: str) -> float:
+    """A share given as 10% or 0.1."""
+    from features.errors import PropensityError
+
+    try:
+        value = float(text[:-1]) / 100 if text.strip().endswith("%") else float(text)
+    except ValueError:
+        raise PropensityError(f"{text!r} is not a share: write it as 10% or 0.1.") from None
+    return value

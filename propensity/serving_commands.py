@@ -8,6 +8,7 @@ import typer
 
 from features.errors import PropensityError
 from propensity.app import app
+from propensity.campaign_printers import print_campaign_start
 from propensity.options import (
     AsOf,
     DataDir,
@@ -17,6 +18,7 @@ from propensity.options import (
     SparkMaster,
     SparkRemote,
     SparkSource,
+    parse_share,
 )
 from propensity.printers import out, print_leaderboard, print_scoring, runs_page, steps
 
@@ -119,19 +121,41 @@ def target(
     cost_per_contact: Annotated[float, typer.Option(help="Cost of one contact; only worthwhile ones are kept.")] = 0.0,
     value_per_save: Annotated[float | None, typer.Option(help="Value of one retained customer.")] = None,
     success_rate: Annotated[float, typer.Option(help="Share of would-be churners a contact retains.")] = 0.2,
+    campaign: Annotated[
+        str | None, typer.Option(help="Start a campaign of this name: a control group is held out and recorded.")
+    ] = None,
+    holdout: Annotated[
+        str | None, typer.Option(help="With --campaign: the share held out as control, e.g. 10% or 0.1 (default 10%).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="With --campaign: the control group's random seed.")] = 0,
     as_of: AsOf = None,
     data_dir: DataDir = None,
 ):
-    """Budgeted targeting: the contact list that maximises expected value saved, with its expected figures."""
+    """Budgeted targeting: the contact list that maximises expected value saved, with its expected figures.
+
+    With --campaign NAME, a stratified random share (--holdout) of the eligible customers is held out as a control
+    group, listed in <out>_control.<ext> for suppression, and the campaign is stored so that `propensity campaigns
+    evaluate NAME` can measure it once its horizon has passed."""
     from serving.jobs import write_contact_list
 
-    plan = write_contact_list(out_file, data_dir, as_of, budget, cost_per_contact, value_per_save, success_rate)
-    out.print(
-        f"{plan.contacts:,} contacts -> {out_file}: cost {plan.cost:,.0f}, expected churners reached "
-        f"{plan.expected_churners:,.1f}, expected saves {plan.expected_saves:,.1f}, "
-        f"expected value saved {plan.expected_value_saved:,.0f}, expected net {plan.expected_net:,.0f} "
-        f"(success rate {plan.success_rate:.0%})."
+    targeting = dict(
+        budget=budget, cost_per_contact=cost_per_contact, value_per_save=value_per_save, success_rate=success_rate
     )
+    if campaign is None:
+        if holdout is not None:
+            raise PropensityError("A holdout belongs to a campaign: add --campaign NAME.")
+        plan = write_contact_list(out_file, data_dir, as_of, **targeting)
+        out.print(
+            f"{plan.contacts:,} contacts -> {out_file}: cost {plan.cost:,.0f}, expected churners reached "
+            f"{plan.expected_churners:,.1f}, expected saves {plan.expected_saves:,.1f}, "
+            f"expected value saved {plan.expected_value_saved:,.0f}, expected net {plan.expected_net:,.0f} "
+            f"(success rate {plan.success_rate:.0%})."
+        )
+        return
+    from serving.campaign_jobs import start_campaign
+
+    started = start_campaign(out_file, campaign, parse_share(holdout or "10%"), data_dir, as_of, seed, **targeting)
+    print_campaign_start(started)
 
 
 @app.command()

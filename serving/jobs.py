@@ -73,9 +73,11 @@ def report_store(data_dir: Path | None = None, as_of: date | str | None = None, 
 
 def write_report(con, folder: Path, as_of: date | str | None = None):
     """The report of the stored run as of ``as_of`` (default: the latest) on an open store, under ``folder/<as_of>``."""
+    from features.cutoffs import data_window
     from models.registry import model_version_info
     from serving.outcomes import latest_closed_run
     from serving.report import build_report
+    from serving.report_campaigns import campaigns_html
     from serving.value import load_value_settings
 
     scores = scores_as_of(con, as_cutoff(as_of) if as_of else None)
@@ -90,7 +92,9 @@ def write_report(con, folder: Path, as_of: date | str | None = None):
     outcome = latest_closed_run(con, info["churn"]["record"].horizon_days) if "churn" in info else None
     currency = load_value_settings().currency
     previous = scores_as_of(con, cutoff, before=True)
-    return build_report(scores, previous, info, Path(folder) / cutoff.isoformat(), outcome, currency)
+    log = TransactionLog.on(con)
+    campaigns = campaigns_html(con, log.table, pd.Timestamp(data_window(log.table)[1]), currency)
+    return build_report(scores, previous, info, Path(folder) / cutoff.isoformat(), outcome, currency, campaigns)
 
 
 def score_on_spark_source(

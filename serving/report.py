@@ -93,9 +93,11 @@ def build_report(
     folder: Path,
     outcome: Outcome | None = None,
     currency: str = "",
+    campaigns: str = "",
 ) -> ReportResult:
     """Write ``report.html`` and its PNGs into ``folder`` (each file atomically). ``outcome``: the latest closed
-    scoring run's predictions against what customers did; ``currency``: the sign put before amounts."""
+    scoring run's predictions against what customers did; ``currency``: the sign put before amounts; ``campaigns``: the
+    campaigns section (``serving.report_campaigns``)."""
     folder = Path(folder)
     as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
     summary = segment_summary(scores)
@@ -159,6 +161,7 @@ def build_report(
 {f'<div class="figs">{img(images["value_distribution.png"], "value distribution")}</div>' if "value_distribution.png" in images else ""}
 <h2>Since the last run</h2>{migration_html(comparison)}
 <h2>Predicted vs realised</h2>{outcome_html(outcome, images, horizon)}
+{f"<h2>Campaigns</h2>{campaigns}" if campaigns else ""}
 <h2>Top of the risk list ({ranking})</h2>{table(top, text_cols, money_cols, currency)}
 <p class="note">Reasons are the strongest drivers of each customer's churn risk, what raises it first (SHAP for tree models, occlusion otherwise).</p>
 <h2>Models</h2><p class="note">Leaderboards from each champion's training run: the backtest origins choose, test metrics are on the untouched latest origin.</p>{"".join(model_sections)}

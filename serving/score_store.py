@@ -9,13 +9,11 @@ import duckdb
 import pandas as pd
 
 from features.cutoffs import as_cutoff
-from features.store import has_table, write_frame
+from features.store import has_table, transaction, write_frame
 
 
 def save_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
-    con.register("new_scores", scores)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con, new_scores=scores):
         con.execute("CREATE TABLE IF NOT EXISTS scores AS SELECT * FROM new_scores WHERE false")
         have = {row[0] for row in con.execute("DESCRIBE scores").fetchall()}
         for name, kind, *_ in con.execute("DESCRIBE new_scores").fetchall():  # a newer version's columns
@@ -23,12 +21,6 @@ def save_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
                 con.execute(f'ALTER TABLE scores ADD COLUMN "{name}" {kind}')
         con.execute("DELETE FROM scores WHERE as_of IN (SELECT DISTINCT as_of FROM new_scores)")
         con.execute("INSERT INTO scores BY NAME SELECT * FROM new_scores")
-        con.execute("COMMIT")
-    except duckdb.Error:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("new_scores")
 
 
 def export_scores(scores: pd.DataFrame, folder: Path) -> list[Path]:

@@ -147,3 +147,21 @@ def _trained_template(tmp_path_factory):
     yield folder
     if old:
         os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+def cli(*args, data_dir: Path, check=True):
+    """Run the real `propensity` command in a subprocess on ``data_dir``; fail with its output unless it exits 0."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")
+    }  # in-process tests point MLflow elsewhere
+    env.update(PROPENSITY_DATA_DIR=str(data_dir), COLUMNS="200")
+    proc = subprocess.run(
+        [sys.executable, "-m", "propensity.cli", *args], capture_output=True, text=True, env=env, cwd=data_dir
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from features.errors import PropensityError
 from features.segments import load_segment_rules
 from serving.exports import risk_list
-from serving.rest.schemas import Problem, ScoredCustomer, ScoreRequest, ScoreResponse
+from serving.rest.schemas import CampaignDecision, Problem, ScoredCustomer, ScoreRequest, ScoreResponse
 from serving.rest.service import Service, UnknownCustomer, records
 
 API_KEY_ENV = "PROPENSITY_API_KEY"
@@ -197,6 +197,16 @@ def create_app(data_dir: Path | None = None, service: Service | None = None) -> 
         if not len(service.scores):
             raise HTTPException(404, "No batch scores are loaded: run `propensity score`, then POST /reload.")
         return records(risk_list(service.scores, top, by, segment, min_value))
+
+    @app.get(
+        "/campaigns/{campaign}/customers/{customer_id}",
+        dependencies=auth,
+        response_model=CampaignDecision,
+        responses={404: problem},
+    )
+    def treatment(campaign: str, customer_id: str) -> dict:
+        """The treatment decision: contact the treated, never the control group held out to measure the campaign."""
+        return service.decision(campaign, customer_id)
 
     @app.post("/reload", dependencies=auth)
     def reload() -> dict:

@@ -88,3 +88,16 @@ class ScoreResponse(BaseModel):
     lines_on_or_after_as_of: int = Field(
         0, description="Valid lines dated on or after as_of: the future at that date, so not in the features."
     )
+
+
+class CampaignDecision(BaseModel):
+    """Whether to contact a customer in a campaign: its members are treated (contact) or control (do not)."""
+
+    campaign: str
+    as_of: date
+    customer_id: str
+    group: Literal["treated", "control", "not selected"] = Field(
+        description="treated: on the contact list; control: held out at random, do not contact; not selected: not "
+        "eligible for this campaign"
+    )
+    contact: bool

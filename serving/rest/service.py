@@ -83,6 +83,37 @@ class Service:
         latest = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else None
         with self.swap:  # the scoring thread reads reference and its date together
             self.scores, self.by_id, self.reference, self.scores_as_of = scores, by_id, reference, latest
+            self.campaigns = self._campaigns()
+
+    def _campaigns(self) -> dict[str, tuple[str, dict[str, str]]]:
+        """Each stored campaign's as_of and its members' groups (treated or control)."""
+        from serving.campaigns import list_campaigns
+
+        if not store_path(self.data_dir).exists():
+            return {}
+        with store_connection(self.data_dir) as con:
+            listed = list_campaigns(con)
+            if listed.empty:
+                return {}
+            members = con.execute('SELECT campaign, customer_id, "group" FROM campaign_members').df()
+        groups = {name: dict(zip(g["customer_id"], g["group"], strict=True)) for name, g in members.groupby("campaign")}
+        return {row.name: (str(row.as_of), groups.get(row.name, {})) for row in listed.itertuples(index=False)}
+
+    def decision(self, campaign: str, customer_id: str) -> dict:
+        if campaign not in self.campaigns:
+            known = sorted(self.campaigns)
+            raise UnknownCustomer(
+                f"There is no campaign named {campaign!r}" + (f"; the campaigns are {known}." if known else ".")
+            )
+        as_of, groups = self.campaigns[campaign]
+        group = groups.get(customer_id, "not selected")
+        return {
+            "campaign": campaign,
+            "as_of": as_of,
+            "customer_id": customer_id,
+            "group": group,
+            "contact": group == "treated",
+        }
 
     def score_many(self, requests: list[ScoreRequest]) -> list[ScoreResponse | PropensityError]:
         """Score several requests together: one validation and feature query per line-column set, one scoring call.

@@ -1,27 +1,10 @@
 """End-to-end: the real `propensity` command on small generated data, and its error contract."""
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import DOZEN_CSV
-
-
-def cli(*args, data_dir: Path, check=True):
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")
-    }  # in-process tests point MLflow elsewhere
-    env.update(PROPENSITY_DATA_DIR=str(data_dir), COLUMNS="200")
-    proc = subprocess.run(
-        [sys.executable, "-m", "propensity.cli", *args], capture_output=True, text=True, env=env, cwd=data_dir
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+from conftest import DOZEN_CSV, cli
 
 
 def test_generate_then_features_for_monthly_cutoffs(tmp_path):
