@@ -76,7 +76,7 @@ def uplift(
     compare them with the churn-risk ranking by the Qini coefficient on held-out members."""
     from serving.campaign_jobs import uplift_from_campaigns
 
-    result = uplift_from_campaigns(data_dir, names, seed)
+    result, shown = uplift_from_campaigns(data_dir, names, seed)
     table = Table(title=f"Qini coefficient on {result.test_members:,} held-out members (0 = random, higher = better)")
     table.add_column("ranking")
     table.add_column("Qini", justify="right")
@@ -85,3 +85,8 @@ def uplift(
     out.print(table)
     verdict = "beats" if result.qini[result.best] > result.qini["churn risk"] else "does not beat"
     out.print(f"The best uplift learner, {result.best}, {verdict} ranking by churn risk on these campaigns.")
+    if not shown:
+        out.print(
+            "None of these campaigns showed an overall effect (every interval includes zero): with no effect to "
+            "find, these Qini figures may be noise. Do not target by them yet."
+        )

@@ -109,14 +109,15 @@ def evaluate_campaign(data_dir: Path | None, name: str, seed: int = 0) -> Evalua
 
 def uplift_from_campaigns(data_dir: Path | None, names: list[str], seed: int = 0):
     """Learn the contact's uplift on retention from evaluated campaigns: each learner's Qini on held-out members
-    against the churn-risk ranking, logged as an MLflow run (``models.uplift``)."""
+    against the churn-risk ranking, logged as an MLflow run (``models.uplift``); and whether any of the campaigns
+    showed an overall effect (its interval excludes zero), without which the Qini figures may be noise."""
     from features.build import build_features
     from features.transactions import TransactionLog
     from models.registry import configure_tracking
     from models.spec import FeatureSpec, model_input, spec_for_columns
     from models.uplift import compare_uplift
 
-    frames = []
+    frames, shown = [], False
     with store_connection(data_dir) as con:
         require_table(con, "transactions")
         log = TransactionLog.on(con)
@@ -128,12 +129,17 @@ def uplift_from_campaigns(data_dir: Path | None, names: list[str], seed: int = 0
                 raise PropensityError(
                     f"Campaign {name!r} has no outcome yet: the loaded log must reach {campaign.readable_from.date()}."
                 )
+            overall = result.overall.iloc[0]
+            shown |= bool(overall["retention low"] > 0 or overall["retention high"] < 0)
             rows = build_features(log.table, [pd.Timestamp(campaign.as_of).date()])
             rows["customer_id"] = rows["customer_id"].astype(str)
             frames.append(result.outcomes.merge(rows, on="customer_id", how="inner"))
     data = pd.concat(frames, ignore_index=True)
     numeric = spec_for_columns(data.columns).numeric
-    spec = FeatureSpec(tuple(c for c in numeric if c not in ("p_churn", "expected_value", "spend")), ())
+    # a feature no member has (the year-ago season in a log shorter than a year) tells the learners nothing
+    spec = FeatureSpec(
+        tuple(c for c in numeric if c not in ("p_churn", "expected_value", "spend") and data[c].notna().any()), ()
+    )
     treated = (data["group"] == "treated").to_numpy()
     if treated.sum() < 50 or (~treated).sum() < 50:
         raise PropensityError(
@@ -145,7 +151,7 @@ def uplift_from_campaigns(data_dir: Path | None, names: list[str], seed: int = 0
     result = compare_uplift(X, treated, retained, data["p_churn"].to_numpy(float), spec, seed)
     configure_tracking(data_dir)
     _log_uplift(names, result)
-    return result
+    return result, shown
 
 
 def _log_uplift(names: list[str], result) -> None:
