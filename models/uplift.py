@@ -83,3 +83,67 @@ def compare_uplift(
     best = max(LEARNERS, key=lambda k: scores[k])
     model = fit_uplift(X, treated, retained, best, seed)
     return UpliftResult(scores, best, int((~test).sum()), int(test.sum()), model, spec)
+
+
+UPLIFT_MODEL = "propensity-uplift"
+TRUSTED = [
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklift.models.models.TwoModels",
+    "sklift.models.models.ClassTransformation",
+]
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+FEATURES_TAG = "uplift_features"
+
+
+def register_uplift(result: UpliftResult, campaigns: list[str]) -> int:
+    """Log the refit best learner in the active MLflow run, register it and point the champion alias at it."""
+    import json
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    from models.registry import ALIAS
+
+    info = mlflow.sklearn.log_model(
+        result.model,
+        name="model",
+        registered_model_name=UPLIFT_MODEL,
+        skops_trusted_types=TRUSTED,  # the types this process built (skops refuses unknown types on load)
+        pip_requirements=[f"scikit-uplift=={_version('scikit-uplift')}", f"scikit-learn=={_version('scikit-learn')}"],
+    )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_model_version_tag(UPLIFT_MODEL, version, FEATURES_TAG, json.dumps(list(result.spec.numeric)))
+    client.update_model_version(
+        UPLIFT_MODEL,
+        version,
+        description=f"{result.best} uplift on retention from campaigns {', '.join(campaigns)}; Qini on held-out "
+        f"members {result.qini[result.best]:+.4f} (churn-risk ranking {result.qini['churn risk']:+.4f}).",
+    )
+    client.set_registered_model_alias(UPLIFT_MODEL, ALIAS, version)
+    return int(version)
+
+
+def load_uplift():
+    """The champion uplift model, the feature columns it takes and its version (None when none is registered)."""
+    import json
+
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from models.registry import ALIAS
+
+    try:
+        mv = MlflowClient().get_model_version_by_alias(UPLIFT_MODEL, ALIAS)
+    except MlflowException:
+        return None
+    model = mlflow.sklearn.load_model(f"models:/{UPLIFT_MODEL}@{ALIAS}")
+    return model, json.loads(mv.tags[FEATURES_TAG]), int(mv.version)

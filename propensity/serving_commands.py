@@ -83,7 +83,8 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the models).")] = 1,
     data_dir: DataDir = None,
 ):
-    """The REST service: /health, /status, /model, POST /score, /customers/{id}, /risk-list (OpenAPI at /docs).
+    """The REST service: /health, /status, /model, POST /score, /customers/{id}, /risk-list,
+    /campaigns/{name}/customers/{id} (OpenAPI at /docs).
 
     API key: env PROPENSITY_API_KEY."""
     try:
@@ -128,6 +129,12 @@ def target(
         str | None, typer.Option(help="With --campaign: the share held out as control, e.g. 10% or 0.1 (default 10%).")
     ] = None,
     seed: Annotated[int, typer.Option(help="With --campaign: the control group's random seed.")] = 0,
+    uplift: Annotated[
+        bool,
+        typer.Option(
+            "--uplift", help="Rank by the registered uplift model's expected incremental value (campaigns uplift)."
+        ),
+    ] = False,
     as_of: AsOf = None,
     data_dir: DataDir = None,
 ):
@@ -139,7 +146,11 @@ def target(
     from serving.jobs import write_contact_list
 
     targeting = dict(
-        budget=budget, cost_per_contact=cost_per_contact, value_per_save=value_per_save, success_rate=success_rate
+        budget=budget,
+        cost_per_contact=cost_per_contact,
+        value_per_save=value_per_save,
+        success_rate=success_rate,
+        by_uplift=uplift,
     )
     if campaign is None:
         if holdout is not None:
@@ -149,7 +160,7 @@ def target(
             f"{plan.contacts:,} contacts -> {out_file}: cost {plan.cost:,.0f}, expected churners reached "
             f"{plan.expected_churners:,.1f}, expected saves {plan.expected_saves:,.1f}, "
             f"expected value saved {plan.expected_value_saved:,.0f}, expected net {plan.expected_net:,.0f} "
-            f"(success rate {plan.success_rate:.0%})."
+            + ("(saves from the uplift model)." if uplift else f"(success rate {plan.success_rate:.0%}).")
         )
         return
     from serving.campaign_jobs import start_campaign

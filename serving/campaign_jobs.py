@@ -57,6 +57,10 @@ def start_campaign(
     with store_connection(data_dir) as con:  # a name is used once: refuse before writing any list
         if campaign_exists(con, name):
             raise PropensityError(f"There is already a campaign named {name!r}; choose another name.")
+    if targeting.pop("by_uplift", False):
+        from serving.uplift_scoring import uplift_of
+
+        targeting["uplift"] = uplift_of(data_dir, scores)
     chosen, plan = plan_contacts(scores, **targeting)
     held = draw_control(chosen, holdout, name, seed)
     configure_tracking(data_dir)
@@ -64,6 +68,7 @@ def start_campaign(
     treated = chosen[~held]
     figures = {
         "cost_per_contact": float(targeting.get("cost_per_contact", 0.0)),
+        "ranked_by_uplift": float("uplift" in targeting),
         "success_rate": plan.success_rate,
         "expected_saves": float(treated["expected_save"].sum()),
         "expected_value_saved": float(treated["expected_value_saved"].sum()),
@@ -157,7 +162,10 @@ def uplift_from_campaigns(data_dir: Path | None, names: list[str], seed: int = 0
 def _log_uplift(names: list[str], result) -> None:
     import mlflow
 
+    from models.uplift import register_uplift
+
     with mlflow.start_run(run_name=f"uplift-{'+'.join(names)}", nested=mlflow.active_run() is not None):
         mlflow.set_tags({"kind": "uplift", "campaigns": ",".join(names), "best": result.best})
         mlflow.log_params({"train_members": result.train_members, "test_members": result.test_members})
         mlflow.log_metrics({f"qini_{k.replace(' ', '_')}": v for k, v in result.qini.items()})
+        register_uplift(result, names)

@@ -143,10 +143,15 @@ def write_contact_list(
     cost_per_contact: float = 0.0,
     value_per_save: float | None = None,
     success_rate: float = 0.2,
+    by_uplift: bool = False,
 ):
-    """The budgeted contact list from stored scores, written to ``out``; its expected figures."""
+    """The budgeted contact list from stored scores, written to ``out``; its expected figures. ``by_uplift``: the
+    registered uplift model's predicted retention gain replaces P(churn) x success rate."""
     from serving.targeting import PLAN_COLUMNS, plan_contacts
+    from serving.uplift_scoring import uplift_of
 
-    chosen, plan = plan_contacts(stored_scores(data_dir, as_of), budget, cost_per_contact, value_per_save, success_rate)
+    scores = stored_scores(data_dir, as_of)
+    uplift = uplift_of(data_dir, scores) if by_uplift else None
+    chosen, plan = plan_contacts(scores, budget, cost_per_contact, value_per_save, success_rate, uplift)
     write_list(chosen[[*(c for c in LIST_COLUMNS if c in chosen.columns), *PLAN_COLUMNS]], out)
     return plan

@@ -37,8 +37,13 @@ def plan_contacts(
     cost_per_contact: float = 0.0,
     value_per_save: float | None = None,
     success_rate: float = 0.2,
+    uplift: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, Plan]:
-    """The contact list (best first, with each customer's expected gain and the running totals) and its figures."""
+    """The contact list (best first, with each customer's expected gain and the running totals) and its figures.
+
+    ``uplift``: per customer, the retention a contact adds (an uplift model's prediction, aligned with ``scores``);
+    it replaces P(churn) x success rate, and a customer whom contacting is expected to lose (gain <= 0) is never
+    chosen."""
     if budget is None and cost_per_contact <= 0:
         raise PropensityError(
             "Give a contact budget (--budget N), or a cost per contact so that only contacts worth their cost "
@@ -60,10 +65,10 @@ def plan_contacts(
             "(--value-per-save)."
         )
     value = scores["expected_value"] if value_per_save is None else pd.Series(value_per_save, index=scores.index)
-    saves = scores["p_churn"] * success_rate
+    saves = scores["p_churn"] * success_rate if uplift is None else uplift
     gain = saves * value - cost_per_contact
     chosen = scores.assign(expected_save=saves, expected_value_saved=saves * value, expected_gain=gain)
-    chosen = chosen[gain > 0] if cost_per_contact > 0 else chosen
+    chosen = chosen[gain > 0] if cost_per_contact > 0 or uplift is not None else chosen
     chosen = chosen.sort_values(["expected_gain", "customer_id"], ascending=[False, True], kind="stable")
     if budget is not None:
         chosen = chosen.head(budget)

@@ -81,6 +81,20 @@ def test_evaluation_waits_for_the_horizon_then_recovers_the_simulated_effect_and
     assert f"The best uplift learner, {uplift.best}, beats ranking by churn risk" in printed
     assert "may be noise" not in printed
 
+    # the registered uplift model now ranks the next list: it goes to the customers a contact rescues
+    from features.synthetic_campaign import _states
+
+    lines = pq.read_table(folder / "full.parquet").to_pandas().astype({"customer_id": str})
+    state = _states(lines, pd.Timestamp(AS_OF), 5)
+    shares = {}
+    for ranking in ("uplift", "risk"):
+        flags = ["--uplift"] if ranking == "uplift" else []
+        cli("target", "--out", f"{ranking}.csv", "--budget", "300", "--as-of", str(AS_OF), *flags, data_dir=folder)
+        chosen = pd.read_csv(folder / f"{ranking}.csv", dtype=str, encoding="utf-8-sig")["Customer"]
+        shares[ranking] = state.reindex(chosen).value_counts(normalize=True)
+    assert shares["uplift"]["at risk"] > shares["risk"]["at risk"]
+    assert shares["uplift"].get("loyal", 0) < shares["risk"].get("loyal", 0)
+
 
 def test_the_report_and_the_rest_service_show_the_campaign(campaign):
     from fastapi.testclient import TestClient
