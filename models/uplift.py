@@ -11,6 +11,8 @@ against the churn-risk ranking the campaign used.
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,14 +41,19 @@ def fit_uplift(X: pd.DataFrame, treated: np.ndarray, retained: np.ndarray, learn
     return model.fit(X, retained.astype(int), treated.astype(int))
 
 
+@contextmanager
+def _quiet():
+    """scikit-uplift 0.5.1 calls a scikit-learn helper deprecated in 1.8 (stable_cumsum): not our users' concern."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*stable_cumsum.*", category=FutureWarning)
+        yield
+
+
 def qini(retained: np.ndarray, score: np.ndarray, treated: np.ndarray) -> float:
     """The Qini coefficient of a ranking by ``score`` (highest first), normalised: 0 random, 1 perfect."""
-    import warnings
-
     from sklift.metrics import qini_auc_score
 
-    with warnings.catch_warnings():  # scikit-uplift 0.5.1 calls a scikit-learn helper deprecated in 1.8
-        warnings.filterwarnings("ignore", message=".*stable_cumsum.*", category=FutureWarning)
+    with _quiet():
         return float(qini_auc_score(retained.astype(int), np.asarray(score, dtype=float), treated.astype(int)))
 
 
@@ -58,6 +65,7 @@ class UpliftResult:
     test_members: int
     model: object  # the best learner, refit on all members
     spec: FeatureSpec
+    curves: dict[str, tuple[np.ndarray, np.ndarray]]  # ranking -> Qini curve on the held-out members (x, y)
 
 
 def split_members(treated: np.ndarray, seed: int, test_share: float = 0.5) -> np.ndarray:
@@ -75,14 +83,22 @@ def compare_uplift(
 ) -> UpliftResult:
     """Fit each learner on half of the members, score the other half by Qini against the churn-risk ranking, and
     refit the best on every member."""
+    from sklift.metrics import qini_curve
+
     test = split_members(treated, seed)
-    scores = {"churn risk": qini(retained[test], p_churn[test], treated[test])}
+    ranked = {"churn risk": np.asarray(p_churn[test], dtype=float)}
     for learner in LEARNERS:
         fitted = fit_uplift(X[~test], treated[~test], retained[~test], learner, seed)
-        scores[learner] = qini(retained[test], fitted.predict(X[test]), treated[test])
+        ranked[learner] = fitted.predict(X[test])
+    scores = {k: qini(retained[test], v, treated[test]) for k, v in ranked.items()}
     best = max(LEARNERS, key=lambda k: scores[k])
+    with _quiet():
+        curves = {
+            k: qini_curve(retained[test].astype(int), ranked[k], treated[test].astype(int))
+            for k in ("churn risk", best)
+        }
     model = fit_uplift(X, treated, retained, best, seed)
-    return UpliftResult(scores, best, int((~test).sum()), int(test.sum()), model, spec)
+    return UpliftResult(scores, best, int((~test).sum()), int(test.sum()), model, spec, curves)
 
 
 UPLIFT_MODEL = "propensity-uplift"

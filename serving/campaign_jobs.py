@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -163,9 +164,14 @@ def _log_uplift(names: list[str], result) -> None:
     import mlflow
 
     from models.uplift import register_uplift
+    from serving.report_parts import qini_chart
 
     with mlflow.start_run(run_name=f"uplift-{'+'.join(names)}", nested=mlflow.active_run() is not None):
         mlflow.set_tags({"kind": "uplift", "campaigns": ",".join(names), "best": result.best})
         mlflow.log_params({"train_members": result.train_members, "test_members": result.test_members})
         mlflow.log_metrics({f"qini_{k.replace(' ', '_')}": v for k, v in result.qini.items()})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "qini.png"
+            path.write_bytes(qini_chart(result.curves, result.test_members))
+            mlflow.log_artifact(str(path))
         register_uplift(result, names)

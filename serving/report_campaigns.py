@@ -8,7 +8,7 @@ import pandas as pd
 
 from serving.campaign_eval import evaluate
 from serving.campaigns import list_campaigns, load_campaign
-from serving.report_parts import money, table
+from serving.report_parts import img, money, table
 
 
 def campaigns_html(con, tx, last_ts: pd.Timestamp, currency: str = "") -> str:
@@ -51,4 +51,41 @@ def campaigns_html(con, tx, last_ts: pd.Timestamp, currency: str = "") -> str:
         "<p>Each campaign's contacted customers against its randomly held-out control group, over the churn "
         "horizon: the difference is what contacting did. " + " ".join(words) + "</p>"
     )
-    return intro + table(pd.DataFrame(rows), ("campaign", "as of", "result", "incremental retention (95% CI)"))
+    body = intro + table(pd.DataFrame(rows), ("campaign", "as of", "result", "incremental retention (95% CI)"))
+    return body + _uplift_html()
+
+
+def _uplift_html() -> str:
+    """The latest uplift run's Qini curve and figures (``propensity campaigns uplift``), when there is one."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    from models.registry import EXPERIMENT
+
+    try:
+        runs = mlflow.search_runs(
+            experiment_names=[EXPERIMENT], filter_string="tags.kind = 'uplift'", order_by=["start_time DESC"]
+        )
+    except mlflow.exceptions.MlflowException:
+        return ""
+    if runs.empty:
+        return ""
+    run = runs.iloc[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            png = Path(
+                mlflow.artifacts.download_artifacts(run_id=run["run_id"], artifact_path="qini.png", dst_path=tmp)
+            )
+        except (OSError, mlflow.exceptions.MlflowException):
+            return ""
+        image = img(png.read_bytes(), "Qini curve")
+    best = run["tags.best"]
+    words = (
+        f"<p>The uplift model learnt from {html.escape(run['tags.campaigns'])} ({html.escape(best)}) has a Qini "
+        f"coefficient of {run[f'metrics.qini_{best}']:+.3f} on held-out members, against "
+        f"{run['metrics.qini_churn_risk']:+.3f} for ranking by churn risk (0 = random). "
+        "<code>propensity target --uplift</code> ranks by it.</p>"
+    )
+    return words + f'<div class="figs">{image}</div>'

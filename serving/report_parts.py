@@ -132,3 +132,18 @@ def outcome_chart(deciles: pd.DataFrame, as_of, horizon_days: int) -> bytes:
     ax.set_title(f"Scored {as_of}: churn in the next {horizon_days} days", fontsize=10)
     ax.legend(frameon=False)
     return figure_png(fig)
+
+
+def qini_chart(curves: dict, test_members: int) -> bytes:
+    """Qini curves on the held-out campaign members: the uplift learner, churn-risk ranking and random targeting."""
+    fig = Figure(figsize=(5.2, 3.6))
+    ax = fig.subplots()
+    for (name, (x, y)), colour in zip(curves.items(), ("#9aa5b1", "#2b7a4b"), strict=False):
+        ax.plot(x, y, label=name, color=colour, linewidth=2)
+    x_end, y_end = next(iter(curves.values()))[0][-1], next(iter(curves.values()))[1][-1]
+    ax.plot([0, x_end], [0, y_end], linestyle="--", color="#c0392b", linewidth=1, label="random")
+    ax.set_xlabel(f"customers contacted, best first (of {test_members:,} held-out members)")
+    ax.set_ylabel("incremental customers retained")
+    ax.set_title("Qini curve: who is retained because of the contact")
+    ax.legend(frameon=False)
+    return figure_png(fig)

@@ -107,6 +107,7 @@ def test_the_report_and_the_rest_service_show_the_campaign(campaign):
     cli("report", "--as-of", str(AS_OF), data_dir=folder)
     page = (folder / "reports" / str(AS_OF) / "report.html").read_text()
     assert "<h2>Campaigns</h2>" in page and "incremental retention (95% CI)" in page
+    assert 'alt="Qini curve"' in page and "ranking by churn risk (0 = random)" in page  # the uplift run above
     with store_connection(folder) as con:
         _, members = load_campaign(con, "sim")
     point_mlflow_at(folder)
