@@ -20,6 +20,7 @@ import pandas as pd
 
 from features.cutoffs import DAY, KEYS, Horizons, as_cutoff, check_label_cutoffs, cutoff_table, data_window
 from features.definitions import available_features
+from features.errors import PropensityError
 from features.folds import (
     from_micros,
     invoice_facts,
@@ -30,24 +31,33 @@ from features.folds import (
 )
 
 
-def features_expr(tx: ir.Table, cutoffs: list[date] | ir.Table, lookback_days: int = 365) -> ir.Table:
+def features_expr(
+    tx: ir.Table, cutoffs: list[date] | ir.Table, lookback_days: int = 365, scoring_features: bool | None = None
+) -> ir.Table:
     """Features for every customer with a purchase in ``[as_of - lookback_days, as_of)``, per cutoff.
 
     ``cutoffs`` is a list of dates, or a table with the columns of ``cutoff_rows``. The stages: fold the
     log into invoice events, aggregate them per customer and cutoff (the population filter), join the
     purchase-day, product and category aggregates, then select each catalogue feature's expression.
+
+    ``scoring_features``: also the features no model reads (``model_input=False``: deviation detection). Their
+    exact quartiles hold each customer's purchase days per cutoff in memory, which many cutoffs of a large log do
+    not fit in (12 cutoffs of 10M lines overflow the default 500 MB); by default they are built for one cutoff
+    (a scoring run) and left out of multi-cutoff builds (training, backtests), which do not need them.
     """
+    if scoring_features is None:
+        scoring_features = not isinstance(cutoffs, ir.Table) and len(cutoffs) == 1
     cut = cutoffs if isinstance(cutoffs, ir.Table) else cutoff_table(cutoffs)
     events = invoice_facts(tx)
     history = per_cutoff_aggregates(events, cut)
     history = history.filter(history.last_s.notnull() & (history.as_of_s - history.last_s <= lookback_days * DAY))
-    parts = [purchase_day_aggregates(events, cut)]
+    parts = [purchase_day_aggregates(events, cut, quartiles=scoring_features)]
     if "product_id" in tx.columns:
         parts.append(product_aggregates(tx, cut))
     parts += [main_category(events, cut, column) for column in ("country", "channel") if column in tx.columns]
     for part in parts:
         history = history.left_join(part, KEYS).drop("customer_id_right", "as_of_right")
-    chosen = available_features(tx.columns)
+    chosen = [f for f in available_features(tx.columns) if f.model_input or scoring_features]
     return history.select("customer_id", "as_of", **{f.name: f.expr(history) for f in chosen})
 
 
@@ -68,7 +78,16 @@ def labels_expr(tx: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Tab
 
 
 def _to_frame(expr: ir.Table) -> pd.DataFrame:
-    return feature_frame(expr.order_by(KEYS).to_pandas())
+    import duckdb
+
+    try:
+        return feature_frame(expr.order_by(KEYS).to_pandas())
+    except duckdb.OutOfMemoryException:
+        limit = expr._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        raise PropensityError(
+            f"The feature build needs more than DuckDB's memory limit ({limit}): set PROPENSITY_DUCKDB_MEMORY_LIMIT "
+            "higher (e.g. 2GB), or build fewer cutoffs at a time."
+        ) from None
 
 
 def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -80,10 +99,33 @@ def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def build_features(tx: ir.Table, cutoffs: list[date] | date, lookback_days: int = 365) -> pd.DataFrame:
-    """Feature table (customer x cutoff) as pandas, the hand-off format to scikit-learn."""
+def build_features(
+    tx: ir.Table, cutoffs: list[date] | date, lookback_days: int = 365, scoring_features: bool | None = None
+) -> pd.DataFrame:
+    """Feature table (customer x cutoff) as pandas, the hand-off format to scikit-learn (``scoring_features``: as
+    for ``features_expr``). The scoring-only features run as a second, small query joined on the keys: in the
+    one big query their quartiles pushed a 50M-line log past the default 500 MB memory limit."""
     cutoffs = [cutoffs] if isinstance(cutoffs, (date, str)) else list(cutoffs)
-    return _to_frame(features_expr(tx, cutoffs, lookback_days))
+    if scoring_features is None:
+        scoring_features = len(cutoffs) == 1
+    frame = _to_frame(features_expr(tx, cutoffs, lookback_days, scoring_features=False))
+    if not scoring_features:
+        return frame
+    extra = scoring_features_expr(tx, cutoffs).to_pandas()
+    extra["as_of"] = extra["as_of"].astype(frame["as_of"].dtype)
+    extra["customer_id"] = extra["customer_id"].astype(frame["customer_id"].dtype)
+    frame = frame.merge(extra, on=KEYS, how="left")
+    order = [f.name for f in available_features(tx.columns)]  # catalogue order, as features_expr gives
+    return frame[["customer_id", "as_of", *(c for c in order if c in frame.columns)]]
+
+
+def scoring_features_expr(tx: ir.Table, cutoffs: list[date] | ir.Table) -> ir.Table:
+    """The scoring-only features (``model_input=False``) per customer with a purchase before each cutoff."""
+    cut = cutoffs if isinstance(cutoffs, ir.Table) else cutoff_table(cutoffs)
+    days = purchase_day_aggregates(invoice_facts(tx), cut, quartiles=True)
+    history = days.join(cut, "as_of")
+    chosen = [f for f in available_features(tx.columns) if not f.model_input]
+    return history.select("customer_id", "as_of", **{f.name: f.expr(history) for f in chosen})
 
 
 def training_expr(tx: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Table:

@@ -27,7 +27,9 @@ class CompiledFeatures:
         columns = ", ".join(f"{column} {DUCKDB_TYPES[dtype]}" for column, dtype in CUTOFF_SCHEMA.items())
         con.execute(f"CREATE OR REPLACE TEMP TABLE {self.cutoffs} ({columns})")
         backend = ibis.duckdb.from_connection(con)
-        expr = features_expr(backend.table(self.table), backend.table(self.cutoffs), lookback_days).order_by(KEYS)
+        # a request's few customers: the scoring-only features too, as batch scoring builds them
+        expr = features_expr(backend.table(self.table), backend.table(self.cutoffs), lookback_days, True)
+        expr = expr.order_by(KEYS)
         self.sql = str(backend.compile(expr))
         self.schema = (
             expr.schema()

@@ -96,11 +96,12 @@ def per_cutoff_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
     return pairs.group_by(["customer_id", "as_of", "as_of_s", "as_of_day"]).aggregate(**aggs)
 
 
-def purchase_day_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
-    """Per customer and cutoff: purchase days, their gaps (count, sums, the last, quartiles) and, when the log has
-    amounts, the quartiles of their spend per purchase day and the spend of the last one (for deviation detection)."""
+def purchase_day_aggregates(events: ir.Table, cutoffs: ir.Table, quartiles: bool = True) -> ir.Table:
+    """Per customer and cutoff: purchase days, their gaps (count, sums, the last) and, with ``quartiles``, the gaps'
+    quartiles and, when the log has amounts, the quartiles of their spend per purchase day and the spend of the
+    last one (for deviation detection)."""
     purchases = events.filter(events.is_purchase)
-    if "sale_value" in events.columns:
+    if quartiles and "sale_value" in events.columns:
         days = purchases.group_by(["customer_id", "day"]).aggregate(day_spend=purchases.sale_value.sum())
     else:
         days = purchases.select("customer_id", "day").distinct()
@@ -114,7 +115,7 @@ def purchase_day_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
         "gap_n": pairs.gap.count(),
         "gap_sum": pairs.gap.sum(),
         "gap_sumsq": (pairs.gap * pairs.gap).sum(),
-        **{f"gap_q{i}": pairs.gap.quantile(q) for i, q in QUARTILES.items()},
+        **({f"gap_q{i}": pairs.gap.quantile(q) for i, q in QUARTILES.items()} if quartiles else {}),
     }
     if "day_spend" in days.columns:
         aggs["day_spend_last"] = from_micros(pairs.day_spend.argmax(pairs.day))

@@ -5,6 +5,7 @@ from datetime import date, datetime, timedelta
 import duckdb
 import ibis
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -149,7 +150,25 @@ def test_prepared_feature_query_refilled_many_times_gives_the_batch_features(sma
         query.load(con, f"SELECT * FROM log WHERE customer_id IN ({', '.join(repr(c) for c in chosen)})")
         query.set_cutoffs(con, cutoffs)
         got = query.run(con)
-        want = build_features(table.filter(table.customer_id.isin(chosen)), cutoffs)
+        want = build_features(table.filter(table.customer_id.isin(chosen)), cutoffs, scoring_features=True)
         assert len(want) > 0
         pd.testing.assert_frame_equal(got, want, check_exact=True)
     query.close(con)
+
+
+def test_a_build_past_the_memory_limit_is_one_sentence_naming_the_setting():
+    import duckdb
+    import ibis
+
+    from features.errors import PropensityError
+    from features.synthetic import generate_lines
+
+    con = duckdb.connect(config={"threads": 1})
+    con.register("raw", generate_lines(100_000, seed=1))
+    con.execute(
+        "CREATE TABLE transactions AS SELECT customer_id, invoice_id, ts, quantity, unit_price, quantity * unit_price "
+        "AS amount, quantity < 0 AS is_return, CAST(product_id AS VARCHAR) AS product_id FROM raw"
+    )
+    con.execute("SET memory_limit = '1MB'")
+    with pytest.raises(PropensityError, match=r"more than DuckDB's memory limit \(.*KiB\): set PROPENSITY_DUCKDB"):
+        build_features(ibis.duckdb.from_connection(con).table("transactions"), [date(2023, 6, 1)])
