@@ -58,8 +58,8 @@ def evaluate(
         f"contacted vs {row['churn control']:.1%} among {int(row['control']):,} held out. Incremental retention "
         f"{row['incremental retention']:+.1%} (95% CI {row['retention low']:+.1%} to {row['retention high']:+.1%}), "
         f"about {row['customers retained']:,.0f} customers; incremental value {row['incremental value']:,.0f} "
-        f"({row['incremental value per contact']:+,.2f} per contact, 95% CI {row.get('value low', float('nan')):+,.2f} "
-        f"to {row.get('value high', float('nan')):+,.2f})"
+        f"({row['incremental value per contact']:+,.2f} per contact"
+        + (f", 95% CI {row['value low']:+,.2f} to {row['value high']:+,.2f})" if "value low" in row else ")")
         + (f"; cost {row['cost']:,.0f}, return on cost {row['return on cost']:+.0%}." if row["cost"] > 0 else ".")
     )
     for title, frame in (("By churn-risk decile (1 = riskiest)", result.by_decile), ("By segment", result.by_segment)):

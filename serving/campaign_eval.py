@@ -102,7 +102,7 @@ def _compare(group: pd.DataFrame, cost_per_contact: float, seed: int) -> dict:
     row |= {"incremental retention": d, "retention low": low, "retention high": high}
     spend_t, spend_c = t["spend"].to_numpy(float), c["spend"].to_numpy(float)
     row["incremental value per contact"] = spend_t.mean() - spend_c.mean()
-    if len(t) >= 2 and len(c) >= 2:
+    if len(t) >= 2 and len(c) >= 2 and np.ptp(np.r_[spend_t, spend_c]) > 0:  # an event log has no spend to vary
         boot = stats.bootstrap(
             (spend_t, spend_c),
             lambda a, b, axis=-1: a.mean(axis=axis) - b.mean(axis=axis),

@@ -48,3 +48,17 @@ def test_the_detectable_effect_shrinks_with_the_holdout():
     # (1.96 + 0.8416) x sqrt(0.25 x (1/1000 + 1/1000)) = 0.0626
     assert minimum_detectable_effect(0.5, 1000, 1000) == pytest.approx(0.0626, abs=1e-4)
     assert minimum_detectable_effect(0.5, 1800, 200) > minimum_detectable_effect(0.5, 1000, 1000)
+
+
+def test_a_log_without_amounts_gets_retention_figures_and_no_value_interval():
+    import warnings
+
+    from serving.campaign_eval import _compare
+
+    group = pd.DataFrame(
+        {"group": ["treated"] * 50 + ["control"] * 50, "churned": [False] * 30 + [True] * 20 + [True] * 50}
+    ).assign(spend=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no degenerate-bootstrap warning
+        row = _compare(group, 0.0, seed=0)
+    assert row["incremental retention"] == pytest.approx(0.6) and "value low" not in row
