@@ -137,7 +137,7 @@ def uplift_from_campaigns(data_dir: Path | None, names: list[str], seed: int = 0
                 )
             overall = result.overall.iloc[0]
             shown |= bool(overall["retention low"] > 0 or overall["retention high"] < 0)
-            rows = build_features(log.table, [pd.Timestamp(campaign.as_of).date()])
+            rows = build_features(log.table, [pd.Timestamp(campaign.as_of).date()], scoring_features=False)
             rows["customer_id"] = rows["customer_id"].astype(str)
             frames.append(result.outcomes.merge(rows, on="customer_id", how="inner"))
     data = pd.concat(frames, ignore_index=True)

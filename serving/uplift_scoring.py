@@ -26,7 +26,8 @@ def uplift_of(data_dir: Path | None, scores: pd.DataFrame) -> pd.Series:
     model, columns, _ = found
     with store_connection(data_dir) as con:
         require_table(con, "transactions")
-        rows = build_features(TransactionLog.on(con).table, [pd.Timestamp(scores["as_of"].iloc[0]).date()])
+        as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
+        rows = build_features(TransactionLog.on(con).table, [as_of], scoring_features=False)  # model inputs only
     rows = rows.set_index(rows["customer_id"].astype(str)).reindex(scores["customer_id"].astype(str))
-    X = model_input(rows.assign(**{c: rows.get(c) for c in columns}), FeatureSpec(tuple(columns), ()))
-    return pd.Series(model.predict(X[columns]), index=scores.index)
+    X = model_input(rows.reindex(columns=columns), FeatureSpec(tuple(columns), ()))  # a column the log lacks: NaN
+    return pd.Series(model.predict(X), index=scores.index)
