@@ -19,6 +19,7 @@ from serving.campaigns import (
     draw_control,
     list_campaigns,
     load_campaign,
+    name_taken,
     new_campaign,
     save_campaign,
 )
@@ -57,7 +58,7 @@ def start_campaign(
     scores = stored_scores(data_dir, as_of)
     with store_connection(data_dir) as con:  # a name is used once: refuse before writing any list
         if campaign_exists(con, name):
-            raise PropensityError(f"There is already a campaign named {name!r}; choose another name.")
+            raise name_taken(name)
     if targeting.pop("by_uplift", False):
         from serving.uplift_scoring import uplift_of
 

@@ -70,6 +70,13 @@ def draw_control(plan: pd.DataFrame, holdout: float, name: str, seed: int = 0) -
     return held
 
 
+def name_taken(name: str) -> PropensityError:
+    return PropensityError(
+        f"There is already a campaign named {name!r}: its control group was drawn and may have been sent; choose "
+        "another name."
+    )
+
+
 def campaign_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return has_table(con, "campaigns") and bool(
         con.execute("SELECT count(*) FROM campaigns WHERE name = ?", [name]).fetchall()[0][0]
@@ -79,10 +86,7 @@ def campaign_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 def save_campaign(con: duckdb.DuckDBPyConnection, campaign: Campaign, members: pd.DataFrame) -> None:
     """Store the record and its members in one transaction; a name is used once."""
     if campaign_exists(con, campaign.name):
-        raise PropensityError(
-            f"There is already a campaign named {campaign.name!r}: its control group was drawn and may have been "
-            "sent; choose another name."
-        )
+        raise name_taken(campaign.name)
     record = pd.DataFrame([{**asdict(campaign), "expected": json.dumps(campaign.expected)}])
     with transaction(con, new_campaign=record, new_members=members[MEMBER_COLUMNS]):
         con.execute("CREATE TABLE IF NOT EXISTS campaigns AS SELECT * FROM new_campaign WHERE false")
