@@ -115,7 +115,8 @@ def main() -> None:
         if not (data_dir / "propensity.duckdb").exists():
             t0 = time.perf_counter()
             subprocess.run([*cli, "ingest", str(log), "--data-dir", str(data_dir)], env=env, cwd=tree, check=True)
-            print(f"  ingested {log.name} in {time.perf_counter() - t0:.1f}s")
+            size = (data_dir / "propensity.duckdb").stat().st_size / 2**20
+            print(f"  ingested {log.name} in {time.perf_counter() - t0:.1f}s; store {size:,.0f} MB", flush=True)
         out = OUT / f"features_{million}M.parquet"
         features = [*cli, "features", "--as-of", AS_OF, "--no-labels", "--out", str(out), "--data-dir", str(data_dir)]
         query = PLAIN_QUERY.format(log=log, as_of=AS_OF, out=OUT / f"plain_{million}M.parquet")

@@ -27,8 +27,11 @@ TWELVE = [date(2023, m, 1) for m in range(1, 13)]
 
 
 def write_store(table, path: Path) -> Path:
-    """A generated Arrow log as a store's ``transactions`` table (the canonical columns ingest writes)."""
+    """A generated Arrow log as a store's ``transactions`` table (the canonical columns ingest writes), and its
+    folds, as ingest writes them (``features.folded``)."""
     import duckdb
+
+    from features.folded import write_folds
 
     tmp = path.with_suffix(".partial")
     tmp.unlink(missing_ok=True)
@@ -39,6 +42,9 @@ def write_store(table, path: Path) -> Path:
         "quantity * unit_price AS amount, quantity < 0 AS is_return, CAST(product_id AS VARCHAR) AS product_id, "
         "CAST(country AS VARCHAR) AS country, CAST(channel AS VARCHAR) AS channel FROM arrow_log ORDER BY ts"
     )
+    t0 = time.perf_counter()
+    write_folds(con)
+    print(f"  folded in {time.perf_counter() - t0:.1f}s", flush=True)
     con.close()
     tmp.rename(path)
     return path
@@ -61,7 +67,6 @@ def make_store(million: int) -> Path:
 
 def child(impl: str, store: str, cutoffs: list[str], result: str) -> None:
     """Runs in a fresh process; prints one JSON line."""
-    import ibis
     import pandas as pd
 
     from features.store import connect_store
@@ -70,9 +75,9 @@ def child(impl: str, store: str, cutoffs: list[str], result: str) -> None:
     con = connect_store(Path(store), read_only=True)
     if impl == "engine":
         from features.build import build_features
+        from features.transactions import TransactionLog
 
-        tx = ibis.duckdb.from_connection(con).table("transactions")
-        frame = build_features(tx, [date.fromisoformat(c) for c in cutoffs])
+        frame = build_features(TransactionLog.on(con).source, [date.fromisoformat(c) for c in cutoffs])
     else:
         sys.path.insert(0, str(HERE.parent / "tests"))  # the independent pandas reference the tests check
         from pandas_reference import reference_features

@@ -18,21 +18,23 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from features.cutoffs import DAY, KEYS, Horizons, as_cutoff, check_label_cutoffs, cutoff_table, data_window
+from features.cutoffs import DAY, KEYS, Horizons, as_cutoff, check_label_cutoffs, cutoff_rows, cutoff_table, data_window
 from features.definitions import available_features
 from features.errors import PropensityError
+from features.folded import Folded, fold
 from features.folds import (
     from_micros,
-    invoice_facts,
     main_category,
     per_cutoff_aggregates,
     product_aggregates,
     purchase_day_aggregates,
 )
 
+Log = ir.Table | Folded  # the line-level log, or its folds (the store's, read by ``features.folded.stored_folds``)
+
 
 def features_expr(
-    tx: ir.Table, cutoffs: list[date] | ir.Table, lookback_days: int = 365, scoring_features: bool | None = None
+    log: Log, cutoffs: list[date] | ir.Table, lookback_days: int = 365, scoring_features: bool | None = None
 ) -> ir.Table:
     """Features for every customer with a purchase in ``[as_of - lookback_days, as_of)``, per cutoff.
 
@@ -47,24 +49,33 @@ def features_expr(
     """
     if scoring_features is None:
         scoring_features = not isinstance(cutoffs, ir.Table) and len(cutoffs) == 1
+    folded = fold(log)
+    return folded.restore(_features(folded, cutoffs, lookback_days, scoring_features))
+
+
+def _features(folded: Folded, cutoffs: list[date] | ir.Table, lookback_days: int, scoring_features: bool) -> ir.Table:
     cut = cutoffs if isinstance(cutoffs, ir.Table) else cutoff_table(cutoffs)
-    events = invoice_facts(tx)
+    bounds = None if isinstance(cutoffs, ir.Table) else cutoff_rows(cutoffs)["as_of_s"]
+    events = folded.events
     history = per_cutoff_aggregates(events, cut)
     history = history.filter(history.last_s.notnull() & (history.as_of_s - history.last_s <= lookback_days * DAY))
     parts = [purchase_day_aggregates(events, cut, quartiles=scoring_features)]
-    if "product_id" in tx.columns:
-        parts.append(product_aggregates(tx, cut))
-    parts += [main_category(events, cut, column) for column in ("country", "channel") if column in tx.columns]
+    if folded.products is not None:
+        parts.append(product_aggregates(folded.products, cut, bounds))
+    parts += [main_category(events, cut, c, bounds) for c in ("country", "channel") if c in folded.columns]
     for part in parts:
         history = history.left_join(part, KEYS).drop("customer_id_right", "as_of_right")
-    chosen = [f for f in available_features(tx.columns) if f.model_input or scoring_features]
+    chosen = [f for f in available_features(folded.columns) if f.model_input or scoring_features]
     return history.select("customer_id", "as_of", **{f.name: f.expr(history) for f in chosen})
 
 
-def labels_expr(tx: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Table:
+def labels_expr(log: Log, cutoffs: list[date], horizons: Horizons) -> ir.Table:
     """Per (customer, as_of) with any invoice in the horizon: purchases in each horizon and net spend."""
+    return fold(log).restore(_labels(fold(log).events, cutoffs, horizons))
+
+
+def _labels(inv: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Table:
     cut = cutoff_table(cutoffs)
-    inv = invoice_facts(tx)
     j = inv.join(cut, (inv.ts_s >= cut.as_of_s) & (inv.ts_s < cut.as_of_s + horizons.longest * DAY))
     ahead = j.ts_s - j.as_of_s
     in_churn = ahead < horizons.churn_horizon_days * DAY
@@ -81,7 +92,8 @@ def _to_frame(expr: ir.Table) -> pd.DataFrame:
     import duckdb
 
     try:
-        return feature_frame(expr.order_by(KEYS).to_pandas())
+        # through Arrow: Ibis's own to_pandas converts DuckDB's HUGEINT sums value by value (7 s on 760k rows)
+        return feature_frame(expr.order_by(KEYS).to_pyarrow().to_pandas())
     except duckdb.OutOfMemoryException:
         limit = expr._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         raise PropensityError(
@@ -100,7 +112,7 @@ def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_features(
-    tx: ir.Table, cutoffs: list[date] | date, lookback_days: int = 365, scoring_features: bool | None = None
+    log: Log, cutoffs: list[date] | date, lookback_days: int = 365, scoring_features: bool | None = None
 ) -> pd.DataFrame:
     """Feature table (customer x cutoff) as pandas, the hand-off format to scikit-learn (``scoring_features``: as
     for ``features_expr``). The scoring-only features run as a second, small query joined on the keys: in the
@@ -108,46 +120,47 @@ def build_features(
     cutoffs = [cutoffs] if isinstance(cutoffs, (date, str)) else list(cutoffs)
     if scoring_features is None:
         scoring_features = len(cutoffs) == 1
-    frame = _to_frame(features_expr(tx, cutoffs, lookback_days, scoring_features=False))
+    frame = _to_frame(features_expr(log, cutoffs, lookback_days, scoring_features=False))
     if not scoring_features:
         return frame
-    extra = scoring_features_expr(tx, cutoffs).to_pandas()
+    extra = scoring_features_expr(log, cutoffs).to_pyarrow().to_pandas()
     extra["as_of"] = extra["as_of"].astype(frame["as_of"].dtype)
     extra["customer_id"] = extra["customer_id"].astype(frame["customer_id"].dtype)
     frame = frame.merge(extra, on=KEYS, how="left")
-    order = [f.name for f in available_features(tx.columns)]  # catalogue order, as features_expr gives
+    order = [f.name for f in available_features(fold(log).columns)]  # catalogue order, as features_expr gives
     return frame[["customer_id", "as_of", *(c for c in order if c in frame.columns)]]
 
 
-def scoring_features_expr(tx: ir.Table, cutoffs: list[date] | ir.Table) -> ir.Table:
+def scoring_features_expr(log: Log, cutoffs: list[date] | ir.Table) -> ir.Table:
     """The scoring-only features (``model_input=False``) per customer with a purchase before each cutoff."""
+    folded = fold(log)
     cut = cutoffs if isinstance(cutoffs, ir.Table) else cutoff_table(cutoffs)
-    days = purchase_day_aggregates(invoice_facts(tx), cut, quartiles=True)
+    days = purchase_day_aggregates(folded.events, cut, quartiles=True)
     history = days.join(cut, "as_of")
-    chosen = [f for f in available_features(tx.columns) if not f.model_input]
-    return history.select("customer_id", "as_of", **{f.name: f.expr(history) for f in chosen})
+    chosen = [f for f in available_features(folded.columns) if not f.model_input]
+    return folded.restore(history.select("customer_id", "as_of", **{f.name: f.expr(history) for f in chosen}))
 
 
-def training_expr(tx: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Table:
-    feats = features_expr(tx, cutoffs, horizons.lookback_days)
-    labels = labels_expr(tx, cutoffs, horizons)
-    t = feats.left_join(labels, KEYS).drop("customer_id_right", "as_of_right")
+def training_expr(log: Log, cutoffs: list[date], horizons: Horizons) -> ir.Table:
+    folded = fold(log)
+    feats = _features(folded, cutoffs, horizons.lookback_days, scoring_features=False)
+    t = feats.left_join(_labels(folded.events, cutoffs, horizons), KEYS).drop("customer_id_right", "as_of_right")
     labels = {
         "churn": ibis.ifelse(t.n_churn_h.fill_null(0) > 0, 0, 1).cast("int8"),
         "purchase": ibis.ifelse(t.n_purchase_h.fill_null(0) > 0, 1, 0).cast("int8"),
     }
     if "spend" in t.columns:
         labels["spend"] = t.spend.fill_null(0.0)
-    return t.mutate(**labels).drop("n_churn_h", "n_purchase_h")
+    return folded.restore(t.mutate(**labels).drop("n_churn_h", "n_purchase_h"))
 
 
-def build_training_table(tx: ir.Table, cutoffs: list[date], horizons: Horizons | None = None) -> pd.DataFrame:
+def build_training_table(log: Log, cutoffs: list[date], horizons: Horizons | None = None) -> pd.DataFrame:
     """Features plus labels for each cutoff, stacked with an ``as_of`` column.
 
     Refuses any cutoff whose label horizon is not fully inside the data.
     """
     horizons = horizons or Horizons()
     cutoffs = [as_cutoff(c) for c in ([cutoffs] if isinstance(cutoffs, (date, str)) else cutoffs)]
-    _, last_ts = data_window(tx)
+    _, last_ts = data_window(fold(log).lines)
     check_label_cutoffs(cutoffs, last_ts, horizons)
-    return _to_frame(training_expr(tx, cutoffs, horizons))
+    return _to_frame(training_expr(log, cutoffs, horizons))

@@ -123,29 +123,59 @@ def purchase_day_aggregates(events: ir.Table, cutoffs: ir.Table, quartiles: bool
     return pairs.group_by(KEYS).aggregate(**aggs)
 
 
-def product_aggregates(tx: ir.Table, cutoffs: ir.Table) -> ir.Table:
-    """Per customer and cutoff: distinct products bought, and those bought again (at a later timestamp).
+def product_firsts(tx: ir.Table) -> ir.Table:
+    """Per customer x product bought: the first purchase time and the second distinct one (null if none).
 
     A dense rank of each customer x product's purchase times (ties share a rank) gives the first and the
     second distinct time without first making the lines distinct (one pass less over the log)."""
     bought = tx.filter(~tx.is_return & tx.product_id.notnull())
     bought = bought.select("customer_id", "product_id", ts_s=bought.ts.epoch_seconds().cast("int64"))
     bought = bought.mutate(n=ibis.dense_rank().over(group_by=["customer_id", "product_id"], order_by="ts_s"))
-    firsts = (
+    return (
         bought.filter(bought.n <= 1)
         .group_by(["customer_id", "product_id"])
         .aggregate(first_s=bought.ts_s.min(), again_s=ibis.ifelse(bought.n == 1, bought.ts_s, ibis.null("int64")).max())
     )
-    pairs = firsts.join(cutoffs, firsts.first_s < cutoffs.as_of_s)
-    return pairs.group_by(KEYS).aggregate(
-        distinct_products=pairs.count(), repeat_products=_count((pairs.again_s < pairs.as_of_s).fill_null(False))
-    )
 
 
-def main_category(events: ir.Table, cutoffs: ir.Table, column: str) -> ir.Table:
-    pairs = events.join(cutoffs, events.ts_s < cutoffs.as_of_s)
-    counts = (
-        pairs.filter(pairs.first_purchase & pairs[column].notnull()).group_by([*KEYS, column]).aggregate(n=_.count())
-    )
+def band(ts: ir.IntegerValue, bounds: list[int] | None) -> ir.IntegerValue:
+    """The first of the cutoffs ``bounds`` (epoch seconds, ascending) strictly after ``ts`` (null: none is), so that
+    ``ts < as_of_s`` exactly when ``band(ts) <= as_of_s``: counts over all history before each cutoff then fold
+    per customer and band once, and each cutoff sums the few bands up to it instead of joining every row."""
+    return ibis.cases(*((ts < b, b) for b in bounds), else_=ibis.null("int64"))
+
+
+def _up_to_each_cutoff(banded: ir.Table, cutoffs: ir.Table) -> ir.Table:
+    return banded.join(cutoffs, banded.band <= cutoffs.as_of_s)
+
+
+def product_aggregates(firsts: ir.Table, cutoffs: ir.Table, bounds: list[int] | None = None) -> ir.Table:
+    """Per customer and cutoff: distinct products bought, and those bought again (at a later timestamp).
+
+    With the cutoffs' ``bounds`` (a list of cutoffs, not a table), by bands (``band``)."""
+    if bounds is None:
+        pairs = firsts.join(cutoffs, firsts.first_s < cutoffs.as_of_s)
+        return pairs.group_by(KEYS).aggregate(
+            distinct_products=pairs.count(), repeat_products=_count((pairs.again_s < pairs.as_of_s).fill_null(False))
+        )
+    new = firsts.group_by(["customer_id", band(firsts.first_s, bounds).name("band")]).aggregate(n=_.count())
+    again = firsts.group_by(["customer_id", band(firsts.again_s, bounds).name("band")]).aggregate(n=_.count())
+    new = new.filter(new.band.notnull()).mutate(again=ibis.literal(0, "int64"))
+    again = again.filter(again.band.notnull()).select("customer_id", "band", n=ibis.literal(0, "int64"), again="n")
+    pairs = _up_to_each_cutoff(new.union(again), cutoffs)
+    return pairs.group_by(KEYS).aggregate(distinct_products=pairs.n.sum(), repeat_products=pairs.again.sum())
+
+
+def main_category(events: ir.Table, cutoffs: ir.Table, column: str, bounds: list[int] | None = None) -> ir.Table:
+    """Per customer and cutoff: the value of ``column`` on most purchase invoices before it (ties: the first in
+    order). With the cutoffs' ``bounds``, the invoices are counted by band (``band``) first."""
+    bought = events.filter(events.first_purchase & events[column].notnull())
+    if bounds is None:
+        pairs = bought.join(cutoffs, bought.ts_s < cutoffs.as_of_s)
+        counts = pairs.group_by([*KEYS, column]).aggregate(n=_.count())
+    else:
+        banded = bought.group_by(["customer_id", column, band(bought.ts_s, bounds).name("band")]).aggregate(n=_.count())
+        pairs = _up_to_each_cutoff(banded.filter(banded.band.notnull()), cutoffs)
+        counts = pairs.group_by([*KEYS, column]).aggregate(n=pairs.n.sum())
     ranked = counts.mutate(rn=ibis.row_number().over(group_by=KEYS, order_by=[ibis.desc("n"), column]))
     return ranked.filter(ranked.rn == 0).select(*KEYS, **{f"main_{column}": ranked[column]})

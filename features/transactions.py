@@ -15,6 +15,7 @@ from features.build import build_features, build_training_table
 from features.contract import ColumnMapping
 from features.cutoffs import Horizons
 from features.errors import PropensityError
+from features.folded import Folded, stored_folds, write_folds
 from features.segments import SegmentRules, assign_segments
 from features.sources import Source
 from features.store import connect_store, require_table
@@ -28,11 +29,17 @@ class TransactionLog:
     con: duckdb.DuckDBPyConnection
     table: ir.Table
     report: ValidationReport | None = None
+    folded: Folded | None = None
 
     @classmethod
     def on(cls, con: duckdb.DuckDBPyConnection, report: ValidationReport | None = None) -> TransactionLog:
-        """The ``transactions`` table of an open connection."""
-        return cls(con, ibis.duckdb.from_connection(con).table("transactions"), report)
+        """The ``transactions`` table of an open connection, with the store's folds of it when it has them."""
+        return cls(con, ibis.duckdb.from_connection(con).table("transactions"), report, stored_folds(con))
+
+    @property
+    def source(self) -> Folded | ir.Table:
+        """What feature and label builds read: the stored folds, or else the lines (folded by each build)."""
+        return self.folded or self.table
 
     def close(self) -> None:
         self.con.close()
@@ -65,13 +72,14 @@ def open_source_log(source: Source, mapping: ColumnMapping) -> TransactionLog:
 def ingest_into_store(
     path: Path, source: Source, mapping: ColumnMapping, min_accepted_share: float = 0.5
 ) -> ValidationReport:
-    """Validate a source and atomically replace the store's ``transactions`` and ``quarantine`` tables.
+    """Validate a source and atomically replace the store's ``transactions`` and ``quarantine`` tables, and the
+    folds every feature build starts from (``features.folded``).
 
     A load with fewer than ``min_accepted_share`` valid rows replaces nothing (a changed upstream format
     must not empty a good store): it is refused with one sentence naming the likely fix."""
     con = connect_store(path)
     try:
-        return ingest(con, source, mapping, min_accepted_share=min_accepted_share)
+        return ingest(con, source, mapping, min_accepted_share=min_accepted_share, also=write_folds)
     finally:
         con.close()
 
@@ -86,9 +94,9 @@ def feature_table(
     """Features (and labels, and rule-based segments) for each cutoff, stacked with ``as_of``."""
     horizons = horizons or Horizons()
     if with_labels:
-        frame = build_training_table(log.table, cutoffs, horizons)
+        frame = build_training_table(log.source, cutoffs, horizons)
     else:
-        frame = build_features(log.table, cutoffs, horizons.lookback_days)
+        frame = build_features(log.source, cutoffs, horizons.lookback_days)
     if rules is not None and len(frame):
         segments = assign_segments(frame, rules).drop(columns=["customer_id", "as_of"])
         frame = pd.concat([frame, segments], axis=1)

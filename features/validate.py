@@ -8,6 +8,7 @@ add up: input rows = accepted + quarantined. Returns and cancellations are valid
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -153,11 +154,13 @@ def ingest(
     quarantine_table: str = "quarantine",
     keep: tuple[str, ...] = (),
     min_accepted_share: float = 0.0,
+    also: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> ValidationReport:
     """Validate ``source`` and (re)write ``table`` and ``quarantine_table`` on ``con`` in one transaction.
 
     ``keep`` names source columns copied as they are into ``table`` (the REST service tags each
     line with its request this way). They are part of the line, so duplicates are found within a tag.
+    ``also`` runs inside the same transaction once both tables are written (the store folds the log there).
     """
     now = now or datetime.now(UTC).replace(tzinfo=None)
     source_columns = register_source(con, source)
@@ -203,6 +206,8 @@ def ingest(
                 f"INSERT INTO {quarantine_table} (reason, source_line, raw_line) "
                 "SELECT 'malformed_row', line, raw_line FROM raw_source_malformed ORDER BY line"
             )
+        if also is not None:
+            also(con)
         con.execute("COMMIT")
     except duckdb.Error as exc:
         con.execute("ROLLBACK")

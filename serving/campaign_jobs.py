@@ -111,7 +111,7 @@ def evaluate_campaign(data_dir: Path | None, name: str, seed: int = 0) -> Evalua
         require_table(con, "transactions")
         campaign, members = load_campaign(con, name)
         log = TransactionLog.on(con)
-        return evaluate(log.table, pd.Timestamp(data_window(log.table)[1]), campaign, members, seed)
+        return evaluate(log.source, pd.Timestamp(data_window(log.table)[1]), campaign, members, seed)
 
 
 def uplift_from_campaigns(data_dir: Path | None, names: list[str], seed: int = 0):
@@ -131,14 +131,14 @@ def uplift_from_campaigns(data_dir: Path | None, names: list[str], seed: int = 0
         last_ts = pd.Timestamp(data_window(log.table)[1])
         for name in names:
             campaign, members = load_campaign(con, name)
-            result = evaluate(log.table, last_ts, campaign, members, seed)
+            result = evaluate(log.source, last_ts, campaign, members, seed)
             if not result.readable:
                 raise PropensityError(
                     f"Campaign {name!r} has no outcome yet: the loaded log must reach {campaign.readable_from.date()}."
                 )
             overall = result.overall.iloc[0]
             shown |= bool(overall["retention low"] > 0 or overall["retention high"] < 0)
-            rows = build_features(log.table, [pd.Timestamp(campaign.as_of).date()], scoring_features=False)
+            rows = build_features(log.source, [pd.Timestamp(campaign.as_of).date()], scoring_features=False)
             rows["customer_id"] = rows["customer_id"].astype(str)
             frames.append(result.outcomes.merge(rows, on="customer_id", how="inner"))
     data = pd.concat(frames, ignore_index=True)

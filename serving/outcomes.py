@@ -52,7 +52,7 @@ def latest_closed_run(con, horizon_days: int) -> Outcome | None:
         return None
     as_of = pd.Timestamp(closed).date()
     scores = scores_as_of(con, as_of)
-    labels = labels_expr(log.table, [as_of], Horizons(horizon_days, horizon_days)).to_pandas()
+    labels = labels_expr(log.source, [as_of], Horizons(horizon_days, horizon_days)).to_pandas()
     bought = set(labels.loc[labels["n_churn_h"] > 0, "customer_id"])
     churned = (~scores["customer_id"].isin(bought)).to_numpy(dtype=float)
     p = scores["p_churn"].to_numpy(dtype=float)

@@ -223,7 +223,7 @@ def score_customers(log: TransactionLog, as_of: date | str, models: Models, reas
     """One row per eligible customer as of a date (the models' population), ranked by value at risk."""
     as_of = as_cutoff(as_of)
     lookback_days = models.lookback_days
-    features = build_features(log.table, [as_of], lookback_days)
+    features = build_features(log.source, [as_of], lookback_days)
     if features.empty:
         raise PropensityError(f"No customer bought in the {lookback_days} days before {as_of}: nothing to score.")
     return score_features(features, models, reasons_share=reasons_share)

@@ -27,7 +27,7 @@ def uplift_of(data_dir: Path | None, scores: pd.DataFrame) -> pd.Series:
     with store_connection(data_dir) as con:
         require_table(con, "transactions")
         as_of = pd.Timestamp(scores["as_of"].iloc[0]).date()
-        rows = build_features(TransactionLog.on(con).table, [as_of], scoring_features=False)  # model inputs only
+        rows = build_features(TransactionLog.on(con).source, [as_of], scoring_features=False)  # model inputs only
     rows = rows.set_index(rows["customer_id"].astype(str)).reindex(scores["customer_id"].astype(str))
     X = model_input(rows.reindex(columns=columns), FeatureSpec(tuple(columns), ()))  # a column the log lacks: NaN
     return pd.Series(model.predict(X), index=scores.index)

@@ -70,7 +70,7 @@ def prepare_task(log: TransactionLog, task: str, cfg: TrainingConfig) -> TaskDat
         first_ts, last_ts, cfg.horizons[task], cfg.origins, cfg.min_history_days, cfg.grid, cfg.train_window_cutoffs
     )
     used = sorted({c for o in plan.origins for c in (*o.train, o.as_of)} | set(plan.refit))
-    table = build_training_table(log.table, used, task_horizons(task, cfg))
+    table = build_training_table(log.source, used, task_horizons(task, cfg))
     table = pd.concat([table, assign_segments(table, load_segment_rules())[["rfm_segment"]]], axis=1)
     data = TaskData(task, plan, spec_for_columns(table.columns), table, (first_ts, last_ts))
     if task == "value" and "net_spend_total" not in data.spec.numeric:

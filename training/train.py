@@ -159,7 +159,7 @@ def evaluate_registered(log: TransactionLog, task: str, as_of: date, version: in
 
     model = load_model(task, version)  # its own horizon and population, whatever the config says now
     horizons = Horizons(model.horizon_days, model.horizon_days, model.lookback_days)
-    table = build_training_table(log.table, [as_of], horizons)
+    table = build_training_table(log.source, [as_of], horizons)
     label = LABELS[task]
     if table.empty or table[label].nunique() < 2:
         raise PropensityError(

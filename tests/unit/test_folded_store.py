@@ -1,0 +1,75 @@
+"""The store's folds (features.folded): a build from them gives exactly what a build from the lines gives."""
+
+import io
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pytest
+from conftest import DOZEN_CSV
+
+from features.build import build_features, build_training_table, labels_expr
+from features.contract import load_mapping
+from features.cutoffs import Horizons
+from features.folded import stored_folds
+from features.sources import Source
+from features.transactions import TransactionLog, ingest_into_store, open_store_log
+
+CUTOFFS = [date(2023, 3, 1), date(2023, 6, 1), date(2023, 9, 1)]
+H = Horizons(churn_horizon_days=60, purchase_horizon_days=30, lookback_days=365)
+
+
+def _store(tmp_path, source: Source, preset: str = "canonical"):
+    path = tmp_path / "propensity.duckdb"
+    ingest_into_store(path, source, load_mapping(preset), min_accepted_share=0.0)
+    return path
+
+
+def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert len(want) > 0
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=0)
+
+
+def test_builds_from_the_folds_equal_builds_from_the_lines(small_synthetic, tmp_path):
+    _, _, parquet = small_synthetic
+    with open_store_log(_store(tmp_path, Source(parquet))) as log:
+        assert log.folded is not None and log.source is log.folded
+        assert log.folded.customers.count().execute() == log.table.customer_id.nunique().execute()
+        _same(build_features(log.source, CUTOFFS), build_features(log.table, CUTOFFS))
+        _same(build_features(log.source, CUTOFFS[1]), build_features(log.table, CUTOFFS[1]))  # with deviation
+        _same(build_training_table(log.source, CUTOFFS, H), build_training_table(log.table, CUTOFFS, H))
+        by_key = ["customer_id", "as_of"]
+        folded = labels_expr(log.source, CUTOFFS, H).to_pandas().sort_values(by_key, ignore_index=True)
+        lines = labels_expr(log.table, CUTOFFS, H).to_pandas().sort_values(by_key, ignore_index=True)
+        _same(folded, lines)
+
+
+def test_an_event_log_folds_without_money_or_products(tmp_path):
+    frame = pd.read_csv(io.StringIO(DOZEN_CSV), dtype=str).drop(columns=["unit_price", "product_id"])
+    frame["quantity"] = frame["quantity"].str.replace("-", "")  # an event log has no returns
+    path = tmp_path / "events.csv"
+    frame.to_csv(path, index=False)
+    with open_store_log(_store(tmp_path, Source(path))) as log:
+        assert log.folded is not None and log.folded.products is None
+        assert "amount" not in log.folded.columns
+        cut = [date(2021, 2, 1), date(2021, 3, 1)]
+        got = build_features(log.source, cut)
+        assert "monetary_total" not in got.columns and "distinct_products" not in got.columns
+        _same(got, build_features(log.table, cut))
+
+
+@pytest.mark.parametrize("change", ["DELETE FROM transactions WHERE customer_id = 'A'", "DROP TABLE folded_info"])
+def test_folds_that_no_longer_describe_the_log_are_not_used(tmp_path, change):
+    frame = pd.read_csv(io.StringIO(DOZEN_CSV), dtype=str)
+    path = tmp_path / "dozen.csv"
+    frame.to_csv(path, index=False)
+    store = _store(tmp_path, Source(path))
+    con = duckdb.connect(str(store))
+    assert stored_folds(con) is not None
+    con.execute(change).fetchall()
+    assert stored_folds(con) is None
+    log = TransactionLog.on(con)
+    assert log.source is log.table
+    built = set(build_features(log.source, date(2021, 3, 1))["customer_id"])
+    assert built == ({"B", "C"} if change.startswith("DELETE") else {"A", "B", "C"})
+    con.close()
