@@ -78,7 +78,9 @@ def main() -> None:
                 print(n, name, line, flush=True)
             if args.plain:
                 cmd = [sys.executable, "-c", PLAIN, str(Path(args.plain).resolve()), n, PLAIN_QUERY]
-                line = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+                line = json.loads(
+                    subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+                )
                 res.setdefault((n, "plain DuckDB query"), []).append(line["s"])
                 print(n, "plain", line, flush=True)
     for (n, name), v in res.items():

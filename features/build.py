@@ -71,7 +71,8 @@ def _features(folded: Folded, cutoffs: list[date] | ir.Table, lookback_days: int
 
 def labels_expr(log: Log, cutoffs: list[date], horizons: Horizons) -> ir.Table:
     """Per (customer, as_of) with any invoice in the horizon: purchases in each horizon and net spend."""
-    return fold(log).restore(_labels(fold(log).events, cutoffs, horizons))
+    folded = fold(log)
+    return folded.restore(_labels(folded.events, cutoffs, horizons))
 
 
 def _labels(inv: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Table:
@@ -88,12 +89,12 @@ def _labels(inv: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Table:
     return j.group_by(KEYS).aggregate(**aggs)
 
 
-def _to_frame(expr: ir.Table) -> pd.DataFrame:
+def _to_frame(folded: Folded, expr: ir.Table) -> pd.DataFrame:
     import duckdb
 
     try:
         # through Arrow: Ibis's own to_pandas converts DuckDB's HUGEINT sums value by value (7 s on 760k rows)
-        return feature_frame(expr.order_by(KEYS).to_pyarrow().to_pandas())
+        return feature_frame(folded.fetch(expr).to_pandas())
     except duckdb.OutOfMemoryException:
         limit = expr._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         raise PropensityError(
@@ -120,29 +121,35 @@ def build_features(
     cutoffs = [cutoffs] if isinstance(cutoffs, (date, str)) else list(cutoffs)
     if scoring_features is None:
         scoring_features = len(cutoffs) == 1
-    frame = _to_frame(features_expr(log, cutoffs, lookback_days, scoring_features=False))
+    folded = fold(log)
+    frame = _to_frame(folded, _features(folded, cutoffs, lookback_days, scoring_features=False))
     if not scoring_features:
         return frame
-    extra = scoring_features_expr(log, cutoffs).to_pyarrow().to_pandas()
-    extra["as_of"] = extra["as_of"].astype(frame["as_of"].dtype)
-    extra["customer_id"] = extra["customer_id"].astype(frame["customer_id"].dtype)
-    frame = frame.merge(extra, on=KEYS, how="left")
-    order = [f.name for f in available_features(fold(log).columns)]  # catalogue order, as features_expr gives
+    frame = frame.merge(_to_frame(folded, _scoring_features(folded, cutoffs)), on=KEYS, how="left")
+    order = [f.name for f in available_features(folded.columns)]  # catalogue order, as features_expr gives
     return frame[["customer_id", "as_of", *(c for c in order if c in frame.columns)]]
 
 
 def scoring_features_expr(log: Log, cutoffs: list[date] | ir.Table) -> ir.Table:
     """The scoring-only features (``model_input=False``) per customer with a purchase before each cutoff."""
     folded = fold(log)
+    return folded.restore(_scoring_features(folded, cutoffs))
+
+
+def _scoring_features(folded: Folded, cutoffs: list[date] | ir.Table) -> ir.Table:
     cut = cutoffs if isinstance(cutoffs, ir.Table) else cutoff_table(cutoffs)
     days = purchase_day_aggregates(folded.events, cut, quartiles=True)
     history = days.join(cut, "as_of")
     chosen = [f for f in available_features(folded.columns) if not f.model_input]
-    return folded.restore(history.select("customer_id", "as_of", **{f.name: f.expr(history) for f in chosen}))
+    return history.select("customer_id", "as_of", **{f.name: f.expr(history) for f in chosen})
 
 
 def training_expr(log: Log, cutoffs: list[date], horizons: Horizons) -> ir.Table:
     folded = fold(log)
+    return folded.restore(_training(folded, cutoffs, horizons))
+
+
+def _training(folded: Folded, cutoffs: list[date], horizons: Horizons) -> ir.Table:
     feats = _features(folded, cutoffs, horizons.lookback_days, scoring_features=False)
     t = feats.left_join(_labels(folded.events, cutoffs, horizons), KEYS).drop("customer_id_right", "as_of_right")
     labels = {
@@ -151,7 +158,7 @@ def training_expr(log: Log, cutoffs: list[date], horizons: Horizons) -> ir.Table
     }
     if "spend" in t.columns:
         labels["spend"] = t.spend.fill_null(0.0)
-    return folded.restore(t.mutate(**labels).drop("n_churn_h", "n_purchase_h"))
+    return t.mutate(**labels).drop("n_churn_h", "n_purchase_h")
 
 
 def build_training_table(log: Log, cutoffs: list[date], horizons: Horizons | None = None) -> pd.DataFrame:
@@ -161,6 +168,7 @@ def build_training_table(log: Log, cutoffs: list[date], horizons: Horizons | Non
     """
     horizons = horizons or Horizons()
     cutoffs = [as_cutoff(c) for c in ([cutoffs] if isinstance(cutoffs, (date, str)) else cutoffs)]
-    _, last_ts = data_window(fold(log).lines)
+    folded = fold(log)
+    _, last_ts = data_window(folded.lines)
     check_label_cutoffs(cutoffs, last_ts, horizons)
-    return _to_frame(training_expr(log, cutoffs, horizons))
+    return _to_frame(folded, _training(folded, cutoffs, horizons))

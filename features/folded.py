@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import duckdb
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
+from features.cutoffs import KEYS
 from features.folds import invoice_facts, product_firsts
 
 EVENTS, PRODUCTS, CUSTOMERS, INFO = "folded_events", "folded_products", "folded_customers", "folded_info"
@@ -39,6 +41,20 @@ class Folded:
         ids = self.customers
         joined = table.join(ids, table.customer_id == ids.customer_key)
         return joined.select(*(ids.customer_id if c == "customer_id" else joined[c] for c in table.columns))
+
+    def fetch(self, table: ir.Table) -> pa.Table:
+        """Run ``table`` (keyed as the folds are) and return it ordered by customer and cutoff, with the customer
+        ids, as Arrow.
+
+        The keys number the ids in their sorted order, so the key order is the id order and the ids are a
+        ``take`` by key: no join of the wide result with a million ids. The result is sorted by Arrow, outside
+        DuckDB's memory limit: DuckDB's sort of a million 40-column rows ran out of the default 500 MB."""
+        result = table.to_pyarrow().sort_by([(key, "ascending") for key in KEYS])
+        if self.customers is None:
+            return result
+        ids = self.customers.order_by("customer_key").customer_id.to_pyarrow()
+        column = result.schema.get_field_index("customer_id")
+        return result.set_column(column, "customer_id", ids.take(result["customer_id"]))
 
 
 def fold(log: ir.Table | Folded) -> Folded:
