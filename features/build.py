@@ -43,8 +43,7 @@ def features_expr(
     purchase-day, product and category aggregates, then select each catalogue feature's expression.
 
     ``scoring_features``: also the features no model reads (``model_input=False``: deviation detection). Their
-    exact quartiles hold each customer's purchase days per cutoff in memory, which many cutoffs of a large log do
-    not fit in (12 cutoffs of 10M lines overflow the default 500 MB); by default they are built for one cutoff
+    quartiles rank each customer's purchase days per cutoff (a sort); by default they are built for one cutoff
     (a scoring run) and left out of multi-cutoff builds (training, backtests), which do not need them.
     """
     if scoring_features is None:
@@ -116,8 +115,8 @@ def build_features(
     log: Log, cutoffs: list[date] | date, lookback_days: int = 365, scoring_features: bool | None = None
 ) -> pd.DataFrame:
     """Feature table (customer x cutoff) as pandas, the hand-off format to scikit-learn (``scoring_features``: as
-    for ``features_expr``). The scoring-only features run as a second, small query joined on the keys: in the
-    one big query their quartiles pushed a 50M-line log past the default 500 MB memory limit."""
+    for ``features_expr``). The scoring-only features run as a second query joined on the keys: in the one big
+    query their quartiles pushed a 50M-line log past the default 500 MB memory limit."""
     cutoffs = [cutoffs] if isinstance(cutoffs, (date, str)) else list(cutoffs)
     if scoring_features is None:
         scoring_features = len(cutoffs) == 1
