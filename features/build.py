@@ -129,13 +129,8 @@ def build_features(
     return frame[["customer_id", "as_of", *(c for c in order if c in frame.columns)]]
 
 
-def scoring_features_expr(log: Log, cutoffs: list[date] | ir.Table) -> ir.Table:
-    """The scoring-only features (``model_input=False``) per customer with a purchase before each cutoff."""
-    folded = fold(log)
-    return folded.restore(_scoring_features(folded, cutoffs))
-
-
 def _scoring_features(folded: Folded, cutoffs: list[date] | ir.Table) -> ir.Table:
+    """The scoring-only features (``model_input=False``) per customer with a purchase before each cutoff."""
     cut = cutoffs if isinstance(cutoffs, ir.Table) else cutoff_table(cutoffs)
     days = purchase_day_aggregates(folded.events, cut, quartiles=True)
     history = days.join(cut, "as_of")
