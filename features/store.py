@@ -89,6 +89,39 @@ def atomic_path(target: Path):
             os.unlink(tmp)
 
 
+def _csv(frame: pd.DataFrame, path: Path) -> None:
+    """CSV as pandas writes it (missing values empty, a timestamp column of midnights as dates), by DuckDB's
+    parallel writer: pandas formats 1M scored rows for about a minute, DuckDB in a few seconds."""
+    import pyarrow as pa
+
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)  # NaN becomes null: an empty field
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed Python objects: pandas writes each as text
+        frame.to_csv(path, index=False)
+        return
+    as_text = {}  # written as pandas writes them: a column of midnights as dates, booleans as True/False
+    for c in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[c]) and frame[c].dt.normalize().equals(frame[c]):
+            as_text[c] = f"CAST({_quoted(c)} AS DATE)"
+        elif pd.api.types.is_bool_dtype(frame[c]):
+            as_text[c] = f"CASE WHEN {_quoted(c)} THEN 'True' WHEN NOT {_quoted(c)} THEN 'False' END"
+    select = f"* REPLACE ({', '.join(f'{v} AS {_quoted(c)}' for c, v in as_text.items())})" if as_text else "*"
+    con = duckdb.connect(config=duckdb_config())
+    try:
+        con.register("frame_rows", table)
+        con.execute(f"COPY (SELECT {select} FROM frame_rows) TO {_literal(path)} (FORMAT CSV, HEADER)")
+    finally:
+        con.close()
+
+
+def _quoted(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def write_frame(frame: pd.DataFrame, target: Path) -> Path:
     """Write a frame as Parquet, CSV or Excel (by suffix), atomically."""
     target = Path(target)
@@ -97,7 +130,7 @@ def write_frame(frame: pd.DataFrame, target: Path) -> Path:
         if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         elif suffix == ".csv":
-            frame.to_csv(tmp, index=False)
+            _csv(frame, tmp)
         elif suffix == ".xlsx":
             frame.to_excel(tmp, index=False, engine="openpyxl")
         else:
@@ -112,7 +145,7 @@ def export_table(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> Pa
     if fmt is None:
         raise PropensityError(f"Cannot write {target}: use a .parquet or .csv file name.")
     with atomic_path(target) as tmp:
-        con.execute(f"COPY ({query}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT {fmt})")
+        con.execute(f"COPY ({query}) TO {_literal(tmp)} (FORMAT {fmt})")
     return target
 
 

@@ -42,7 +42,8 @@ def _tree_contributions(pipe: Pipeline, X: pd.DataFrame, family: str) -> tuple[n
 
         phi = model.get_booster().predict(DMatrix(Z), pred_contribs=True)[:, :-1]
     elif family == "lightgbm":
-        phi = model.booster_.predict(Z, pred_contrib=True)[:, :-1]
+        threads = {"num_threads": model.n_jobs} if model.n_jobs is not None else {}  # the booster keeps its training's
+        phi = model.booster_.predict(Z, pred_contrib=True, **threads)[:, :-1]
     else:
         import shap
 

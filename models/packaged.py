@@ -9,6 +9,8 @@ the registry. It returns probabilities, never labels.
 
 from __future__ import annotations
 
+import os
+
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -19,6 +21,8 @@ from features.errors import PropensityError
 from models.calibration import Calibrator
 from models.record import ModelRecord
 from models.spec import FeatureSpec
+
+ROW_WISE = ("lightgbm", "xgboost", "lightgbm_tweedie", "xgboost_tweedie")  # a row's prediction: one thread
 
 
 class PropensityModel(mlflow.pyfunc.PythonModel):
@@ -91,6 +95,14 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
         for _, step in steps:
             if getattr(step, "n_jobs", None) not in (None, n):
                 step.set_params(n_jobs=n)  # XGBoost passes it on to its fitted booster
+        return self
+
+    def use_cores(self) -> PropensityModel:
+        """Run a boosted-tree learner on every core (a batch of many rows). Each row's score and TreeSHAP values are
+        computed by one thread, tree by tree in a fixed order, so the bits do not depend on the thread count; other
+        families keep their trained setting (a forest adds its trees' votes in the order its threads finish)."""
+        if self.family in ROW_WISE:
+            self.limit_threads(os.cpu_count() or 1)
         return self
 
     @staticmethod

@@ -42,6 +42,8 @@ def run_batch(
     """Score, store, export and record one as_of. ``log.con`` must be writable (the ``scores`` table)."""
     timings = {}
     t_all = t = time.perf_counter()
+    for model in models.present:
+        model.use_cores()  # a batch is many rows: the boosted trees on every core (the same bits)
     progress("reading the log")
     first_ts, last_ts = data_window(log.table)
     cutoff = as_cutoff(as_of) if as_of else default_as_of(log)

@@ -56,3 +56,24 @@ def test_csv_has_a_bom_and_round_trips_accents_excel_and_parquet_keep_what_they_
     with pytest.raises(PropensityError, match="use a .parquet, .csv or .xlsx"):
         write_list(_list(), tmp_path / "l.txt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.csv", "l.parquet", "l.xlsx"]  # nothing partial left
+
+
+def test_csv_is_written_as_pandas_writes_it(tmp_path):
+    """DuckDB writes the CSV (pandas took a minute for 1M scored rows); the bytes are pandas' own."""
+    import numpy as np
+
+    from features.store import write_frame
+
+    frame = _list().assign(
+        as_of=pd.to_datetime(["2011-12-09", "2011-12-09"]),  # midnights: written as dates
+        ts=pd.to_datetime(["2011-12-09 10:01:02", None]),
+        share=[1 / 3, np.nan],
+        big=[1e20, -0.0],
+        small=np.array([1, 2], dtype="int8"),
+        flag=[True, False],
+        note=['say "hi", ok', "a,b"],
+    )
+    frame.to_csv(tmp_path / "pandas.csv", index=False)
+    written = write_frame(frame, tmp_path / "list.csv")
+    assert written.read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".partial"] == []
