@@ -58,7 +58,7 @@ def _features(folded: Folded, cutoffs: list[date] | ir.Table, lookback_days: int
     events = folded.events
     history = per_cutoff_aggregates(events, cut)
     history = history.filter(history.last_s.notnull() & (history.as_of_s - history.last_s <= lookback_days * DAY))
-    parts = [purchase_day_aggregates(events, cut, quartiles=scoring_features)]
+    parts = [purchase_day_aggregates(folded.days, cut, quartiles=scoring_features)]
     if folded.products is not None:
         parts.append(product_aggregates(folded.products, cut, bounds))
     parts += [main_category(events, cut, c, bounds) for c in ("country", "channel") if c in folded.columns]
@@ -132,7 +132,7 @@ def build_features(
 def _scoring_features(folded: Folded, cutoffs: list[date] | ir.Table) -> ir.Table:
     """The scoring-only features (``model_input=False``) per customer with a purchase before each cutoff."""
     cut = cutoffs if isinstance(cutoffs, ir.Table) else cutoff_table(cutoffs)
-    days = purchase_day_aggregates(folded.events, cut, quartiles=True)
+    days = purchase_day_aggregates(folded.days, cut, quartiles=True)
     history = days.join(cut, "as_of")
     chosen = [f for f in available_features(folded.columns) if not f.model_input]
     return history.select("customer_id", "as_of", **{f.name: f.expr(history) for f in chosen})

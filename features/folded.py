@@ -18,9 +18,10 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from features.cutoffs import KEYS
-from features.folds import invoice_facts, product_firsts
+from features.folds import invoice_facts, product_firsts, purchase_days
 
-EVENTS, PRODUCTS, CUSTOMERS, INFO = "folded_events", "folded_products", "folded_customers", "folded_info"
+EVENTS, DAYS, PRODUCTS = "folded_events", "folded_days", "folded_products"
+CUSTOMERS, INFO = "folded_customers", "folded_info"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Folded:
 
     lines: ir.Table
     events: ir.Table
+    days: ir.Table
     products: ir.Table | None
     columns: frozenset[str]
     customers: ir.Table | None = None
@@ -62,7 +64,8 @@ def fold(log: ir.Table | Folded) -> Folded:
     if isinstance(log, Folded):
         return log
     products = product_firsts(log) if "product_id" in log.columns else None
-    return Folded(log, invoice_facts(log), products, frozenset(log.columns))
+    events = invoice_facts(log)
+    return Folded(log, events, purchase_days(events), products, frozenset(log.columns))
 
 
 def write_folds(con: duckdb.DuckDBPyConnection, table: str = "transactions") -> None:
@@ -81,6 +84,8 @@ def write_folds(con: duckdb.DuckDBPyConnection, table: str = "transactions") -> 
     folded = fold(keyed)
     events = folded.events.drop("invoice_id").order_by(["customer_id", "ts_s"])
     con.execute(f"CREATE OR REPLACE TABLE {EVENTS} AS {backend.compile(events)}")
+    days = purchase_days(backend.table(EVENTS)).order_by(["customer_id", "day"])  # from the stored events
+    con.execute(f"CREATE OR REPLACE TABLE {DAYS} AS {backend.compile(days)}")
     if folded.products is not None:
         products = folded.products.drop("product_id").order_by(["customer_id", "first_s"])
         con.execute(f"CREATE OR REPLACE TABLE {PRODUCTS} AS {backend.compile(products)}")
@@ -100,4 +105,6 @@ def stored_folds(con: duckdb.DuckDBPyConnection, table: str = "transactions") ->
         return None
     backend = ibis.duckdb.from_connection(con)
     products = backend.table(PRODUCTS) if PRODUCTS in names else None
-    return Folded(backend.table(table), backend.table(EVENTS), products, frozenset(columns), backend.table(CUSTOMERS))
+    events = backend.table(EVENTS)
+    days = backend.table(DAYS) if DAYS in names else purchase_days(events)  # folded before purchase days were
+    return Folded(backend.table(table), events, days, products, frozenset(columns), backend.table(CUSTOMERS))

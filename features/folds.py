@@ -96,16 +96,24 @@ def per_cutoff_aggregates(events: ir.Table, cutoffs: ir.Table) -> ir.Table:
     return pairs.group_by(["customer_id", "as_of", "as_of_s", "as_of_day"]).aggregate(**aggs)
 
 
-def purchase_day_aggregates(events: ir.Table, cutoffs: ir.Table, quartiles: bool = True) -> ir.Table:
-    """Per customer and cutoff: purchase days, their gaps (count, sums, the last) and, with ``quartiles``, the gaps'
-    quartiles and, when the log has amounts, the quartiles of their spend per purchase day and the spend of the
-    last one (for deviation detection)."""
+def purchase_days(events: ir.Table) -> ir.Table:
+    """One row per customer and purchase day: the gap since their previous purchase day (null for the first) and,
+    when the log has amounts, the day's spend (micro-units). Gaps look back only, so any cutoff after a day sees
+    that day's gap as it is here: the fold does not depend on the cutoff."""
     purchases = events.filter(events.is_purchase)
-    if quartiles and "sale_value" in events.columns:
+    if "sale_value" in events.columns:
         days = purchases.group_by(["customer_id", "day"]).aggregate(day_spend=purchases.sale_value.sum())
     else:
         days = purchases.select("customer_id", "day").distinct()
-    days = days.mutate(gap=days.day - days.day.lag().over(group_by="customer_id", order_by="day"))
+    return days.mutate(gap=days.day - days.day.lag().over(group_by="customer_id", order_by="day"))
+
+
+def purchase_day_aggregates(days: ir.Table, cutoffs: ir.Table, quartiles: bool = True) -> ir.Table:
+    """Per customer and cutoff, from ``purchase_days``: purchase days, their gaps (count, sums, the last) and, with
+    ``quartiles``, the gaps' quartiles and, when the log has amounts, the quartiles of their spend per purchase day
+    and the spend of the last one (for deviation detection)."""
+    if not quartiles:
+        days = days.drop("day_spend") if "day_spend" in days.columns else days
     pairs = days.join(cutoffs, days.day < cutoffs.as_of_day)
     if quartiles:
         pairs = _ranked(_ranked(pairs, "gap"), "day_spend") if "day_spend" in days.columns else _ranked(pairs, "gap")
@@ -137,7 +145,7 @@ def _ranked(pairs: ir.Table, column: str) -> ir.Table:
 def _quantile(pairs: ir.Table, column: str, q: float) -> ir.FloatingValue:
     """The ``q`` quantile of ``column`` per group of a ``_ranked`` table, interpolated between the two values
     around position q * (n - 1) (DuckDB quantile_cont, Spark percentile, pandas "linear")."""
-    position = (pairs[f"{column}_n"] - 1) * q
+    position = (pairs[f"{column}_n"] - 1).cast("float64") * q  # exact (q is a quarter); not DuckDB's slow DECIMAL
     low = position.floor()
     value, i = pairs[column].cast("float64"), pairs[f"{column}_i"]
     below = ibis.ifelse(i == low, value, ibis.null("float64")).max()

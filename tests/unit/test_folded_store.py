@@ -73,3 +73,19 @@ def test_folds_that_no_longer_describe_the_log_are_not_used(tmp_path, change):
     built = set(build_features(log.source, date(2021, 3, 1))["customer_id"])
     assert built == ({"B", "C"} if change.startswith("DELETE") else {"A", "B", "C"})
     con.close()
+
+
+def test_folds_written_before_the_purchase_days_fold_derive_the_days(small_synthetic, tmp_path):
+    """A store folded by an earlier version (events and products, no purchase days) still builds from its folds:
+    the days are derived from the stored events, and the features are those of the lines."""
+    _, _, parquet = small_synthetic
+    store = _store(tmp_path, Source(parquet))
+    con = duckdb.connect(str(store))
+    try:
+        assert con.execute("SELECT count(*) FROM folded_days").fetchall()[0][0] > 0
+        con.execute("DROP TABLE folded_days")
+        log = TransactionLog.on(con)
+        assert log.source is log.folded
+        _same(build_features(log.source, CUTOFFS[1]), build_features(log.table, CUTOFFS[1]))
+    finally:
+        con.close()
