@@ -114,7 +114,7 @@ def purchase_day_aggregates(days: ir.Table, cutoffs: ir.Table, quartiles: bool =
     and the spend of the last one (for deviation detection)."""
     if not quartiles:
         days = days.drop("day_spend") if "day_spend" in days.columns else days
-    pairs = days.join(cutoffs, days.day < cutoffs.as_of_day)
+    pairs = days.join(cutoffs, days.day < cutoffs.as_of_day).drop("as_of_s", "as_of_day")  # not sorted along
     if quartiles:
         pairs = _ranked(_ranked(pairs, "gap"), "day_spend") if "day_spend" in days.columns else _ranked(pairs, "gap")
     aggs = {
