@@ -94,9 +94,12 @@ def _csv(frame: pd.DataFrame, path: Path) -> None:
     parallel writer: pandas formats 1M scored rows for about a minute, DuckDB in a few seconds."""
     import pyarrow as pa
 
+    zoned = any(isinstance(dtype, pd.DatetimeTZDtype) for dtype in frame.dtypes)  # DuckDB would use its own zone
     try:
+        if zoned or frame.columns.duplicated().any():
+            raise ValueError("written by pandas")
         table = pa.Table.from_pandas(frame, preserve_index=False)  # NaN becomes null: an empty field
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed Python objects: pandas writes each as text
+    except (ValueError, pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects: pandas writes each as text
         frame.to_csv(path, index=False)
         return
     as_text = {}  # written as pandas writes them: a column of midnights as dates, booleans as True/False

@@ -22,6 +22,12 @@ from models.calibration import Calibrator
 from models.record import ModelRecord
 from models.spec import FeatureSpec
 
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 ROW_WISE = ("lightgbm", "xgboost", "lightgbm_tweedie", "xgboost_tweedie")  # a row's prediction: one thread
 
 
@@ -102,7 +108,7 @@ class PropensityModel(mlflow.pyfunc.PythonModel):
         computed by one thread, tree by tree in a fixed order, so the bits do not depend on the thread count; other
         families keep their trained setting (a forest adds its trees' votes in the order its threads finish)."""
         if self.family in ROW_WISE:
-            self.limit_threads(os.cpu_count() or 1)
+            self.limit_threads(cores())
         return self
 
     @staticmethod

@@ -277,7 +277,7 @@ def test_scoring_asks_only_for_the_inputs_a_champion_reads(table):
 def test_boosted_trees_on_every_core_score_and_explain_as_on_one(table, family):
     """Batch scoring runs the boosted trees on every core (``use_cores``); each row is still scored and explained
     by one thread, so the numbers are those of one thread."""
-    import os
+    from models.packaged import cores
 
     spec = spec_for_columns(table.columns)
     X, y = model_input(table, spec), table["churn"].to_numpy()
@@ -285,7 +285,7 @@ def test_boosted_trees_on_every_core_score_and_explain_as_on_one(table, family):
     model = PropensityModel(estimator, None, _record(spec, family), PropensityModel.reference_row(X, spec))
     model.limit_threads(1)
     alone, phi_alone = model.predict_proba(X), contributions(model, X)
-    assert model.use_cores() is model and model.pipeline[-1].n_jobs == (os.cpu_count() or 1)
+    assert model.use_cores() is model and model.pipeline[-1].n_jobs == cores()
     np.testing.assert_allclose(model.predict_proba(X), alone, rtol=1e-12, atol=0)  # exact in practice
     np.testing.assert_allclose(contributions(model, X).to_numpy(), phi_alone.to_numpy(), rtol=1e-12, atol=1e-15)
 

@@ -77,3 +77,19 @@ def test_csv_is_written_as_pandas_writes_it(tmp_path):
     written = write_frame(frame, tmp_path / "list.csv")
     assert written.read_bytes() == (tmp_path / "pandas.csv").read_bytes()
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".partial"] == []
+
+
+def test_csv_of_what_duckdb_would_write_otherwise_is_written_by_pandas(tmp_path):
+    """Zoned timestamps (DuckDB would print them in its own time zone), repeated column names and columns of mixed
+    Python objects are written by pandas itself: the same bytes either way."""
+    from features.store import write_frame
+
+    frames = {
+        "zoned": pd.DataFrame({"ts": pd.to_datetime(["2011-12-09 10:00"]).tz_localize("Europe/London")}),
+        "repeated": pd.DataFrame([[1, 2]], columns=["a", "a"]),
+        "mixed": pd.DataFrame({"x": [1, "two", 3.5]}),
+    }
+    for name, frame in frames.items():
+        frame.to_csv(tmp_path / f"{name}_pandas.csv", index=False)
+        written = write_frame(frame, tmp_path / f"{name}.csv")
+        assert written.read_bytes() == (tmp_path / f"{name}_pandas.csv").read_bytes(), name

@@ -26,9 +26,7 @@ def test_several_cutoffs_and_look_backs_in_one_build_match_the_reference(small_s
     cutoffs = [date(2022, 9, 1), date(2023, 1, 1), date(2023, 6, 1)]
     for lookback_days in (90, 500):
         got = build_features(tx, cutoffs, lookback_days=lookback_days).drop(columns=["main_channel"])
-        want = pd.concat(
-            [reference_features(log, pd.Timestamp(c), lookback_days) for c in cutoffs], ignore_index=True
-        )
+        want = pd.concat([reference_features(log, pd.Timestamp(c), lookback_days) for c in cutoffs], ignore_index=True)
         want = want.sort_values(["customer_id", "as_of"], ignore_index=True)
         assert len(got) > 100
         pd.testing.assert_frame_equal(got, want[got.columns], check_dtype=False, rtol=1e-9, atol=1e-9)
