@@ -58,7 +58,7 @@ def require_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
 
 
 @contextmanager
-def transaction(con: duckdb.DuckDBPyConnection, **frames: pd.DataFrame):
+def transaction(con: duckdb.DuckDBPyConnection, **frames):
     """Register the frames under their names and run the block in one transaction (rolled back on an error)."""
     for name, frame in frames.items():
         con.register(name, frame)

@@ -69,7 +69,7 @@ def test_risk_list_filters_and_sorts(scored):
 
 
 def test_rerun_of_an_as_of_replaces_it(scored):
-    from serving.score_store import save_scores
+    from serving.score_store import save_scores, scores_as_of
 
     log, _, _, scores, _ = scored
     save_scores(log.con, scores)
@@ -78,6 +78,16 @@ def test_rerun_of_an_as_of_replaces_it(scored):
     save_scores(log.con, other)
     counts = dict(log.con.execute("SELECT as_of, count(*) FROM scores GROUP BY 1").fetchall())
     assert sorted(counts.values()) == [len(scores), len(scores)]
+    back = scores_as_of(log.con, pd.Timestamp(scores["as_of"].iloc[0]).date())  # the run, as stored (through Arrow)
+    want = scores.sort_values("rank", ignore_index=True)
+    assert list(back.columns[: len(want.columns)]) == list(want.columns)
+    for column in want.columns:
+        got, expected = back[column], want[column]
+        assert got.isna().tolist() == expected.isna().tolist(), column  # missing stays missing, nothing else does
+        if pd.api.types.is_float_dtype(expected):
+            np.testing.assert_allclose(got.to_numpy(float), expected.to_numpy(float), rtol=1e-12, err_msg=column)
+        else:
+            assert got.dropna().astype(str).tolist() == expected.dropna().astype(str).tolist(), column
 
 
 def test_a_failed_export_leaves_the_previous_file_and_no_partial(scored, tmp_path, monkeypatch):
