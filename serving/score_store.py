@@ -9,17 +9,12 @@ import duckdb
 import pandas as pd
 
 from features.cutoffs import as_cutoff
-from features.store import has_table, transaction, write_frame
+from features.store import as_arrow, has_table, transaction, write_frame
 
 
 def save_scores(con: duckdb.DuckDBPyConnection, scores: pd.DataFrame) -> None:
-    import pyarrow as pa
-
-    try:  # DuckDB reads Arrow about twice as fast as a pandas frame (1M scored rows: 2 s instead of 4), same types
-        rows = pa.Table.from_pandas(scores, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed Python objects: DuckDB reads the frame itself
-        rows = scores
-    with transaction(con, new_scores=rows):
+    rows = as_arrow(scores)  # 1M scored rows: read in 2 s instead of 4, the same column types
+    with transaction(con, new_scores=scores if rows is None else rows):
         con.execute("CREATE TABLE IF NOT EXISTS scores AS SELECT * FROM new_scores WHERE false")
         have = {row[0] for row in con.execute("DESCRIBE scores").fetchall()}
         for name, kind, *_ in con.execute("DESCRIBE new_scores").fetchall():  # a newer version's columns
