@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 
 from features.errors import PropensityError
+from features.sqltext import duckdb_identifier, sql_string
 
 STORE_FILE = "propensity.duckdb"
 DEFAULT_MEMORY_LIMIT = "500MB"  # DuckDB spills past it; keeps a scoring job small on a shared machine
@@ -112,25 +113,18 @@ def _csv(frame: pd.DataFrame, path: Path) -> None:
         return
     as_text = {}  # written as pandas writes them: a column of midnights as dates, booleans as True/False
     for c in frame.columns:
+        name = duckdb_identifier(str(c))
         if pd.api.types.is_datetime64_any_dtype(frame[c]) and frame[c].dt.normalize().equals(frame[c]):
-            as_text[c] = f"CAST({_quoted(c)} AS DATE)"
+            as_text[name] = f"CAST({name} AS DATE)"
         elif pd.api.types.is_bool_dtype(frame[c]):
-            as_text[c] = f"CASE WHEN {_quoted(c)} THEN 'True' WHEN NOT {_quoted(c)} THEN 'False' END"
-    select = f"* REPLACE ({', '.join(f'{v} AS {_quoted(c)}' for c, v in as_text.items())})" if as_text else "*"
+            as_text[name] = f"CASE WHEN {name} THEN 'True' WHEN NOT {name} THEN 'False' END"
+    select = f"* REPLACE ({', '.join(f'{v} AS {name}' for name, v in as_text.items())})" if as_text else "*"
     con = duckdb.connect(config=duckdb_config())
     try:
         con.register("frame_rows", table)
-        con.execute(f"COPY (SELECT {select} FROM frame_rows) TO {_literal(path)} (FORMAT CSV, HEADER)")
+        con.execute(f"COPY (SELECT {select} FROM frame_rows) TO {sql_string(path)} (FORMAT CSV, HEADER)")
     finally:
         con.close()
-
-
-def _quoted(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def write_frame(frame: pd.DataFrame, target: Path) -> Path:
@@ -156,7 +150,7 @@ def export_table(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> Pa
     if fmt is None:
         raise PropensityError(f"Cannot write {target}: use a .parquet or .csv file name.")
     with atomic_path(target) as tmp:
-        con.execute(f"COPY ({query}) TO {_literal(tmp)} (FORMAT {fmt})")
+        con.execute(f"COPY ({query}) TO {sql_string(tmp)} (FORMAT {fmt})")
     return target
 
 
