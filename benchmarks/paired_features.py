@@ -55,20 +55,25 @@ print(json.dumps({"s": time.perf_counter() - t0}))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("store")
-    parser.add_argument("trees", nargs=2)
+    parser.add_argument(
+        "trees", nargs=2, help="two checkouts; TREE=STORE runs that checkout on its own store (folded by its own code)"
+    )
     parser.add_argument("--plain", help="the same log as Parquet, for the plain DuckDB query")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cutoffs", default="1,12")
     args = parser.parse_args()
-    store = str(Path(args.store).resolve())
-    trees = {Path(t).resolve().name or t: str(Path(t).resolve()) for t in args.trees}
+    stores, trees = {}, {}
+    for arg in args.trees:
+        tree, _, own = arg.partition("=")
+        name = Path(tree).resolve().name or tree
+        trees[name], stores[name] = str(Path(tree).resolve()), str(Path(own or args.store).resolve())
     res = {}
     for n in args.cutoffs.split(","):
         for _ in range(args.runs):
             for name, tree in trees.items():
                 env = dict(os.environ, PYTHONPATH=tree)
                 out = subprocess.run(
-                    [sys.executable, "-c", CHILD, store, n], env=env, capture_output=True, text=True, cwd=tree
+                    [sys.executable, "-c", CHILD, stores[name], n], env=env, capture_output=True, text=True, cwd=tree
                 )
                 if out.returncode:
                     print(n, name, "FAILED:", out.stderr.strip().splitlines()[-1], flush=True)

@@ -1,7 +1,8 @@
 """The folded log: what every feature and label build starts from, computed from the lines or read from the store.
 
 ``features.folds`` defines the folds as Ibis expressions over the line-level log: invoice events (one row per
-customer invoice and timestamp) and first-seen products (one row per customer x product). A build over raw
+customer invoice and timestamp), purchase days, and product times (how many products each customer bought for
+the first and the second time at each purchase time). A build over raw
 lines (a REST request, Spark, a test's table) computes them inside its query. The store materialises the same
 expressions once per load (``write_folds``, inside the load's transaction), with a dense integer key per
 customer, so that a build reads ~1/13 of the rows and every aggregation hashes integers; ``restore`` puts the
@@ -18,9 +19,10 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from features.cutoffs import KEYS
-from features.folds import invoice_facts, product_firsts, purchase_days
+from features.folds import invoice_facts, product_firsts, product_times, purchase_days
 
-EVENTS, DAYS, PRODUCTS = "folded_events", "folded_days", "folded_products"
+EVENTS, DAYS, PRODUCTS = "folded_events", "folded_days", "folded_product_times"
+OLD_PRODUCTS = "folded_products"  # the customer x product firsts, stored by the sixth and seventh sessions' code
 CUSTOMERS, INFO = "folded_customers", "folded_info"
 
 
@@ -63,7 +65,7 @@ def fold(log: ir.Table | Folded) -> Folded:
     """The folds of a line-level log, as expressions (a ``Folded`` is returned as it is)."""
     if isinstance(log, Folded):
         return log
-    products = product_firsts(log) if "product_id" in log.columns else None
+    products = product_times(product_firsts(log)) if "product_id" in log.columns else None
     events = invoice_facts(log)
     return Folded(log, events, purchase_days(events), products, frozenset(log.columns))
 
@@ -87,10 +89,11 @@ def write_folds(con: duckdb.DuckDBPyConnection, table: str = "transactions") -> 
     days = purchase_days(backend.table(EVENTS)).order_by(["customer_id", "day"])  # from the stored events
     con.execute(f"CREATE OR REPLACE TABLE {DAYS} AS {backend.compile(days)}")
     if folded.products is not None:
-        products = folded.products.drop("product_id").order_by(["customer_id", "first_s"])
+        products = folded.products.order_by(["customer_id", "ts_s"])
         con.execute(f"CREATE OR REPLACE TABLE {PRODUCTS} AS {backend.compile(products)}")
     else:
         con.execute(f"DROP TABLE IF EXISTS {PRODUCTS}")
+    con.execute(f"DROP TABLE IF EXISTS {OLD_PRODUCTS}")
     con.execute(f"CREATE OR REPLACE TABLE {INFO} AS SELECT {lines}::BIGINT AS lines, ? AS columns", [list(tx.columns)])
 
 
@@ -105,6 +108,8 @@ def stored_folds(con: duckdb.DuckDBPyConnection, table: str = "transactions") ->
         return None
     backend = ibis.duckdb.from_connection(con)
     products = backend.table(PRODUCTS) if PRODUCTS in names else None
+    if OLD_PRODUCTS in names and products is None:  # folded before product times were
+        products = product_times(backend.table(OLD_PRODUCTS))
     events = backend.table(EVENTS)
     days = backend.table(DAYS) if DAYS in names else purchase_days(events)  # folded before purchase days were
     return Folded(backend.table(table), events, days, products, frozenset(columns), backend.table(CUSTOMERS))

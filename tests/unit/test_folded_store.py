@@ -12,6 +12,7 @@ from features.build import build_features, build_training_table, labels_expr
 from features.contract import load_mapping
 from features.cutoffs import Horizons
 from features.folded import stored_folds
+from features.folds import product_firsts
 from features.sources import Source
 from features.transactions import TransactionLog, ingest_into_store, open_store_log
 
@@ -75,17 +76,36 @@ def test_folds_that_no_longer_describe_the_log_are_not_used(tmp_path, change):
     con.close()
 
 
-def test_folds_written_before_the_purchase_days_fold_derive_the_days(small_synthetic, tmp_path):
-    """A store folded by an earlier version (events and products, no purchase days) still builds from its folds:
-    the days are derived from the stored events, and the features are those of the lines."""
+def _sixth_session_products(con) -> None:
+    """Replace the product times with the customer x product firsts that the sixth and seventh sessions stored."""
+    import ibis
+
+    backend = ibis.duckdb.from_connection(con)
+    tx, ids = backend.table("transactions"), backend.table("folded_customers")
+    keyed = tx.join(ids, "customer_id").select(
+        *(ids.customer_key.name("customer_id") if c == "customer_id" else tx[c] for c in tx.columns)
+    )
+    firsts = product_firsts(keyed).drop("product_id")
+    con.execute(f"CREATE TABLE folded_products AS {backend.compile(firsts)}")
+    con.execute("DROP TABLE folded_product_times")
+
+
+@pytest.mark.parametrize("version", ["no purchase days", "customer x product firsts"])
+def test_folds_written_by_earlier_versions_are_read(small_synthetic, tmp_path, version):
+    """A store folded by an earlier version still builds from its folds: without purchase days (the sixth session's)
+    they are derived from the stored events; with the customer x product firsts instead of the product times (the
+    sixth and seventh sessions'), the times are derived from the firsts. The features are those of the lines."""
     _, _, parquet = small_synthetic
     store = _store(tmp_path, Source(parquet))
     con = duckdb.connect(str(store))
     try:
         assert con.execute("SELECT count(*) FROM folded_days").fetchall()[0][0] > 0
         con.execute("DROP TABLE folded_days")
+        if version == "customer x product firsts":
+            _sixth_session_products(con)
         log = TransactionLog.on(con)
-        assert log.source is log.folded
+        assert log.source is log.folded and log.folded.products is not None
         _same(build_features(log.source, CUTOFFS[1]), build_features(log.table, CUTOFFS[1]))
+        _same(build_features(log.source, CUTOFFS), build_features(log.table, CUTOFFS))
     finally:
         con.close()
