@@ -39,14 +39,31 @@ class SegmentReference:
     def percentile(self, column: str, x: pd.Series, higher_is_better: bool) -> np.ndarray:
         """Mid-rank percentile of ``x`` in the population, as ``rank(pct=True, method="average")`` gives."""
         pop, v = self.values[column], x.to_numpy(dtype=float)
-        below, at_or_below = np.searchsorted(pop, v, "left"), np.searchsorted(pop, v, "right")
+        below, at_or_below = _searchsorted(pop, v, "left", "right")
         if not higher_is_better:
             below, at_or_below = self.n - at_or_below, self.n - below
         return (below + at_or_below + 1) / 2 / self.n
 
     def share_above(self, column: str, x: pd.Series) -> np.ndarray:
         """Share of the population ranked at or above ``x`` (ties share the best rank)."""
-        return (self.n - np.searchsorted(self.values[column], x.to_numpy(dtype=float), "right") + 1) / self.n
+        (at_or_below,) = _searchsorted(self.values[column], x.to_numpy(dtype=float), "right")
+        return (self.n - at_or_below + 1) / self.n
+
+
+def _searchsorted(population: np.ndarray, x: np.ndarray, *sides: str) -> tuple[np.ndarray, ...]:
+    """``np.searchsorted`` for each of ``sides``, with the values looked up in sorted order: each search then starts
+    where the last one ended instead of jumping about a million-row array (1M rows: 0.59 -> 0.35 s per side, the
+    sort included). Same result."""
+    if len(x) < 1024:
+        return tuple(np.searchsorted(population, x, side) for side in sides)
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    found = []
+    for side in sides:
+        out = np.empty(len(x), dtype=np.intp)
+        out[order] = np.searchsorted(population, ordered, side)
+        found.append(out)
+    return tuple(found)
 
 
 def _statistic(values: np.ndarray, statistic: str) -> float:

@@ -59,9 +59,13 @@ def alerts(features: pd.DataFrame, indicators: dict[str, Indicator] | None = Non
         if indicator.column not in features.columns:
             continue
         values = pd.to_numeric(features[indicator.column], errors="coerce").to_numpy(dtype=float)
-        for i in np.flatnonzero(crossed(values, indicator)):
-            text = indicator.text.format(value=values[i])
-            out[i] = text if out[i] is None else f"{out[i]}; {text}"
+        hit = np.flatnonzero(crossed(values, indicator))
+        # each distinct value (by its bits: -0.0 is not 0.0 to a format) is written once, not once per customer
+        bits, inverse = np.unique(values[hit].view(np.int64), return_inverse=True)
+        texts = np.array([indicator.text.format(value=v) for v in bits.view(np.float64)], dtype=object)[inverse]
+        out[hit] = [
+            text if before is None else f"{before}; {text}" for before, text in zip(out[hit], texts, strict=True)
+        ]
     return out
 
 

@@ -34,15 +34,34 @@ TEMPLATE_KEYS = ("text", "short", "missing")  # tried in this order: the first w
 def reason_text(feature: str, values: dict, typical=None) -> str:
     """One driver as a phrase, e.g. 'no purchase for 120 days; usually buys every 30' (``typical``: the input's
     median among the training customers, for the texts that compare with it)."""
+    columns = {name: np.array([value], dtype=object) for name, value in values.items()}
+    return _phrases(feature, np.zeros(1, dtype=np.intp), columns, typical)[0]
+
+
+def _phrases(feature: str, rows: np.ndarray, columns: dict[str, np.ndarray], typical=None) -> np.ndarray:
+    """``reason_text`` of ``feature`` for each of ``rows`` (positions in ``columns``): each template is checked and
+    filled for all the rows it serves at once (a batch explains ~100k rows x 3 drivers)."""
     entry = load_reason_texts().get(feature)
+    out = np.full(len(rows), feature.replace("_", " "), dtype=object)
     if not entry:
-        return feature.replace("_", " ")
-    fields = {**values, "typical": typical}
+        return out
+    left = np.ones(len(rows), dtype=bool)  # no template chosen yet
     for key in TEMPLATE_KEYS:
         template = entry.get(key)
-        if template and not any(_empty(fields.get(name)) for name in _fields(template)):
-            return template.format(**fields)
-    return feature.replace("_", " ")
+        if not template:
+            continue
+        names = _fields(template)
+        given = {name: columns[name][rows] for name in names if name in columns and name != "typical"}
+        usable = left.copy()
+        for name in names:
+            if name == "typical" and _empty(typical) or name != "typical" and name not in given:
+                usable[:] = False
+            elif name != "typical":
+                usable &= ~np.fromiter(map(_empty, given[name]), dtype=bool, count=len(rows))
+        for i in np.flatnonzero(usable):
+            out[i] = template.format(**{name: column[i] for name, column in given.items()}, typical=typical)
+        left &= ~usable
+    return out
 
 
 def top_reasons(
@@ -84,13 +103,11 @@ def top_reasons(
     typical = typical or {}
     direction = {True: texts["directions"]["up"], False: texts["directions"]["down"]}
     phrases = np.full((len(raw), k), np.nan, dtype=object)  # no phrase: missing, as pandas marks it
-    for i in range(len(raw)):
-        row = {f: column[i] for f, column in columns.items()}
-        for j in range(order.shape[1]):
-            if pushes[i, j] != 0:
-                feature = names[chosen[i, j]]
-                text = reason_text(feature, row, typical.get(feature))
-                phrases[i, j] = f"{text} — {direction[bool(pushes[i, j] > 0)]}"
+    for feature in sorted(drivers):
+        rows, ranks = np.nonzero((names[chosen] == feature) & (pushes != 0))
+        texts_of = _phrases(feature, rows, columns, typical.get(feature))
+        ways = [direction[bool(up)] for up in pushes[rows, ranks] > 0]
+        phrases[rows, ranks] = [f"{text} — {way}" for text, way in zip(texts_of, ways, strict=True)]
     return pd.DataFrame(
         {name: pd.Series(phrases[:, j], index=contrib.index, dtype=object) for j, name in enumerate(REASON_COLUMNS[:k])}
     )

@@ -137,3 +137,16 @@ def test_a_reference_population_places_single_rows_as_the_batch_does():
     pd.testing.assert_frame_equal(one_by_one, batch.iloc[::7])
     scores = pop["recency_days"].rank(pct=True, ascending=False).mul(5).pipe(np.ceil).clip(1, 5).astype("int8")
     assert (batch["r_score"] == scores).all()
+
+
+def test_percentiles_of_a_large_population_are_those_of_pandas_ranks():
+    """Past 1,024 rows the lookups run in sorted order (``_searchsorted``): the mid-rank percentiles are still
+    pandas' ``rank(pct=True)``, ties, repeated values and missing values included."""
+    rng = np.random.default_rng(7)
+    x = np.round(rng.exponential(50.0, 5_000))  # many ties
+    x[::17] = np.nan
+    ref = segment_reference(_population(recency_days=x), RULES)
+    got = ref.percentile("recency_days", pd.Series(x), higher_is_better=True)
+    valid = ~np.isnan(x)
+    want = pd.Series(x[valid]).rank(pct=True, method="average").to_numpy()
+    np.testing.assert_allclose(got[valid] * len(x) / valid.sum(), want, rtol=1e-12)
