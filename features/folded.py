@@ -2,11 +2,11 @@
 
 ``features.folds`` defines the folds as Ibis expressions over the line-level log: invoice events (one row per
 customer invoice and timestamp), purchase days, and product times (how many products each customer bought for
-the first and the second time at each purchase time). A build over raw
-lines (a REST request, Spark, a test's table) computes them inside its query. The store materialises the same
-expressions once per load (``write_folds``, inside the load's transaction), with a dense integer key per
-customer, so that a build reads ~1/13 of the rows and every aggregation hashes integers; ``restore`` puts the
-customer ids back on the result. Results are identical either way (tests/unit/test_folded_store.py).
+the first and the second time at each purchase time). A build over raw lines (a REST request, Spark, a test's
+table) computes them inside its query. The store materialises the same expressions once per load
+(``write_folds``, inside the load's transaction), with a dense integer key per customer, so that a build reads a
+small share of the rows and every aggregation hashes integers; ``restore`` puts the customer ids back on the
+result. Results are identical either way (tests/unit/test_folded_store.py).
 """
 
 from __future__ import annotations

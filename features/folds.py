@@ -193,7 +193,8 @@ def _up_to_each_cutoff(banded: ir.Table, cutoffs: ir.Table) -> ir.Table:
 def product_times(firsts: ir.Table) -> ir.Table:
     """Per customer and purchase time, from ``product_firsts``: how many products were bought for the first time
     then (``new``) and how many for the second distinct time (``again``). Counts before a cutoff are sums over
-    these rows, about one per invoice event, instead of a count over every customer x product pair (8x as many)."""
+    these rows, at most one per invoice event, instead of a count over every customer x product pair (at 10M
+    synthetic lines: 564k rows against 6.25M pairs)."""
     new = firsts.select("customer_id", ts_s="first_s", new=ibis.literal(1, "int64"), again=ibis.literal(0, "int64"))
     again = firsts.filter(firsts.again_s.notnull())
     again = again.select("customer_id", ts_s="again_s", new=ibis.literal(0, "int64"), again=ibis.literal(1, "int64"))

@@ -53,11 +53,13 @@ def _phrases(feature: str, rows: np.ndarray, columns: dict[str, np.ndarray], typ
         names = _fields(template)
         given = {name: columns[name][rows] for name in names if name in columns and name != "typical"}
         usable = left.copy()
-        for name in names:
-            if name == "typical" and _empty(typical) or name != "typical" and name not in given:
-                usable[:] = False
-            elif name != "typical":
+        for name in names:  # a template serves the rows where every value it names is present
+            if name == "typical":
+                usable &= not _empty(typical)
+            elif name in given:
                 usable &= ~np.fromiter(map(_empty, given[name]), dtype=bool, count=len(rows))
+            else:
+                usable[:] = False
         for i in np.flatnonzero(usable):
             out[i] = template.format(**{name: column[i] for name, column in given.items()}, typical=typical)
         left &= ~usable
