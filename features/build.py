@@ -12,13 +12,26 @@ feature's expression over those aggregates; this module joins them and adds the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
-from features.cutoffs import DAY, KEYS, Horizons, as_cutoff, check_label_cutoffs, cutoff_rows, cutoff_table, data_window
+from features.cutoffs import (
+    CUTOFF_SCHEMA,
+    DAY,
+    DUCKDB_TYPES,
+    KEYS,
+    Horizons,
+    as_cutoff,
+    check_label_cutoffs,
+    cutoff_rows,
+    cutoff_table,
+    data_window,
+)
 from features.definitions import available_features
 from features.errors import PropensityError
 from features.folded import Folded, fold
@@ -29,6 +42,7 @@ from features.folds import (
     product_aggregates,
     purchase_day_aggregates,
 )
+from features.query_cache import CUTOFF_TABLE, compiled, table_identity
 
 Log = ir.Table | Folded  # the line-level log, or its folds (the store's, read by ``features.folded.stored_folds``)
 
@@ -89,17 +103,47 @@ def _labels(inv: ir.Table, cutoffs: list[date], horizons: Horizons) -> ir.Table:
 
 
 def _to_frame(folded: Folded, expr: ir.Table) -> pd.DataFrame:
+    # through Arrow: Ibis's own to_pandas converts DuckDB's HUGEINT sums value by value (7 s on 760k rows)
+    return feature_frame(folded.finish(_within_memory(expr._find_backend(), expr.to_pyarrow)).to_pandas())
+
+
+def _within_memory(backend, run: Callable[[], pa.Table]) -> pa.Table:
     import duckdb
 
     try:
-        # through Arrow: Ibis's own to_pandas converts DuckDB's HUGEINT sums value by value (7 s on 760k rows)
-        return feature_frame(folded.fetch(expr).to_pandas())
+        return run()
     except duckdb.OutOfMemoryException:
-        limit = expr._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        limit = backend.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         raise PropensityError(
             f"The feature build needs more than DuckDB's memory limit ({limit}): set PROPENSITY_DUCKDB_MEMORY_LIMIT "
             "higher (e.g. 2GB), or build fewer cutoffs at a time."
         ) from None
+
+
+def _keyed_result(
+    folded: Folded, cutoffs: list[date], query: str, lookback_days: int, make: Callable[[list | ir.Table], ir.Table]
+) -> pa.Table:
+    """``make(cutoffs)``'s rows, keyed as the folds are, as Arrow. A one-cutoff build over the store's folds reads
+    its cutoff from a temporary table, so that its compiled SQL (``features.query_cache``) serves any date; other
+    builds compile their expression as it is."""
+    backend = folded.events._find_backend()
+    tables = [table_identity(t) for t in (folded.lines, folded.events, folded.days, folded.products, folded.customers)]
+    if len(cutoffs) != 1 or backend.name != "duckdb" or None in tables:
+        return _within_memory(backend, make(cutoffs).to_pyarrow)
+    from ibis.backends.duckdb.converter import DuckDBPyArrowData
+
+    con = backend.con
+    columns = ", ".join(f"{column} {DUCKDB_TYPES[dtype]}" for column, dtype in CUTOFF_SCHEMA.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {CUTOFF_TABLE} ({columns})")
+    con.execute(f"INSERT INTO {CUTOFF_TABLE} VALUES (?, ?, ?)", [v[0] for v in cutoff_rows(cutoffs).values()])
+
+    def compile_() -> tuple[str, ibis.Schema]:
+        expr = make(backend.table(CUTOFF_TABLE))
+        return str(backend.compile(expr)), expr.schema()
+
+    parts = {"query": query, "lookback_days": lookback_days, "columns": sorted(folded.columns), "tables": tables}
+    sql, schema = compiled(parts, compile_)
+    return _within_memory(backend, lambda: DuckDBPyArrowData.convert_table(con.sql(sql).to_arrow_table(), schema))
 
 
 def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -121,10 +165,15 @@ def build_features(
     if scoring_features is None:
         scoring_features = len(cutoffs) == 1
     folded = fold(log)
-    frame = _to_frame(folded, _features(folded, cutoffs, lookback_days, scoring_features=False))
+    result = _keyed_result(
+        folded, cutoffs, "features", lookback_days, lambda cut: _features(folded, cut, lookback_days, False)
+    )
+    if scoring_features:  # joined on the integer keys, before the ids are put back
+        scoring = _keyed_result(folded, cutoffs, "scoring", 0, lambda cut: _scoring_features(folded, cut))
+        result = result.join(scoring, KEYS, join_type="left outer")
+    frame = feature_frame(folded.finish(result).to_pandas())
     if not scoring_features:
         return frame
-    frame = frame.merge(_to_frame(folded, _scoring_features(folded, cutoffs)), on=KEYS, how="left")
     order = [f.name for f in available_features(folded.columns)]  # catalogue order, as features_expr gives
     return frame[["customer_id", "as_of", *(c for c in order if c in frame.columns)]]
 

@@ -53,10 +53,16 @@ class Folded:
         The keys number the ids in their sorted order, so the key order is the id order and the ids are a
         ``take`` by key: no join of the wide result with a million ids. The result is sorted by Arrow, outside
         DuckDB's memory limit: DuckDB's sort of a million 40-column rows ran out of the default 500 MB."""
-        result = table.to_pyarrow().sort_by([(key, "ascending") for key in KEYS])
+        return self.finish(table.to_pyarrow())
+
+    def finish(self, result: pa.Table) -> pa.Table:
+        """A fetched result keyed as the folds are, ordered by customer and cutoff, with the customer ids."""
+        result = result.sort_by([(key, "ascending") for key in KEYS])
         if self.customers is None:
             return result
-        ids = self.customers.order_by("customer_key").customer_id.to_pyarrow()
+        con = self.customers._find_backend().con  # the store's table: plain SQL, no Ibis compile for every build
+        ids = con.sql(f"SELECT customer_id FROM {self.customers.op().name} ORDER BY customer_key").to_arrow_table()
+        ids = ids["customer_id"].cast(pa.string())
         column = result.schema.get_field_index("customer_id")
         return result.set_column(column, "customer_id", ids.take(result["customer_id"]))
 

@@ -25,6 +25,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _compiled_queries_kept_apart(tmp_path_factory):
+    """Compiled feature queries (features.query_cache) go to this run's own folder, not the user's cache; CLI
+    processes started by tests inherit it."""
+    os.environ["PROPENSITY_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ.pop("PROPENSITY_SQL_CACHE", None)
+
+
 SHARED_RETAIL = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
 
 # The hand-written fixture: 12 lines, 5 customers. Dates: 2021-01-04, 01-18, 02-15 and 03-01 are

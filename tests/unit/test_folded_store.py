@@ -45,6 +45,19 @@ def test_builds_from_the_folds_equal_builds_from_the_lines(small_synthetic, tmp_
         _same(folded, lines)
 
 
+def test_folded_sums_are_stored_as_64_bit_integers(small_synthetic, tmp_path):
+    _, _, parquet = small_synthetic
+    con = duckdb.connect(str(_store(tmp_path, Source(parquet))), read_only=True)
+    try:
+        types = dict(con.execute("SELECT table_name || '.' || column_name, data_type FROM duckdb_columns()").fetchall())
+    finally:
+        con.close()
+    sums = ["sale_lines", "return_lines", "sale_value", "return_value", "sale_units"]
+    folded = [f"folded_events.{c}" for c in sums] + ["folded_days.day_spend"]
+    folded += ["folded_product_times.new", "folded_product_times.again"]
+    assert {c: types[c] for c in folded} == dict.fromkeys(folded, "BIGINT")  # DuckDB's own sum would be HUGEINT
+
+
 def test_an_event_log_folds_without_money_or_products(tmp_path):
     frame = pd.read_csv(io.StringIO(DOZEN_CSV), dtype=str).drop(columns=["unit_price", "product_id"])
     frame["quantity"] = frame["quantity"].str.replace("-", "")  # an event log has no returns
@@ -90,19 +103,35 @@ def _sixth_session_products(con) -> None:
     con.execute("DROP TABLE folded_product_times")
 
 
-@pytest.mark.parametrize("version", ["no purchase days", "customer x product firsts"])
+def _eighth_session_sums(con) -> None:
+    """Widen the folded sums to the 128-bit integers that the code up to the eighth session stored."""
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE table_name LIKE 'folded_%' AND data_type = 'BIGINT'"
+        " AND column_name NOT IN ('customer_id', 'customer_key', 'ts_s', 'day', 'gap', 'lines')"
+    ).fetchall():
+        con.execute(f"ALTER TABLE {table} ALTER {column} TYPE HUGEINT")
+
+
+@pytest.mark.parametrize("version", ["no purchase days", "customer x product firsts", "128-bit sums"])
 def test_folds_written_by_earlier_versions_are_read(small_synthetic, tmp_path, version):
     """A store folded by an earlier version still builds from its folds: without purchase days (the sixth session's)
     they are derived from the stored events; with the customer x product firsts instead of the product times (the
-    sixth and seventh sessions'), the times are derived from the firsts. The features are those of the lines."""
+    sixth and seventh sessions'), the times are derived from the firsts; 128-bit sums (up to the eighth session's)
+    are read as they are. The features, column types included, are those of the lines."""
     _, _, parquet = small_synthetic
     store = _store(tmp_path, Source(parquet))
     con = duckdb.connect(str(store))
     try:
         assert con.execute("SELECT count(*) FROM folded_days").fetchall()[0][0] > 0
-        con.execute("DROP TABLE folded_days")
+        if version != "128-bit sums":
+            con.execute("DROP TABLE folded_days")
         if version == "customer x product firsts":
             _sixth_session_products(con)
+        if version == "128-bit sums":
+            _eighth_session_sums(con)
+            assert con.execute("SELECT data_type FROM duckdb_columns() WHERE column_name = 'new'").fetchall() == [
+                ("HUGEINT",)
+            ]
         log = TransactionLog.on(con)
         assert log.source is log.folded and log.folded.products is not None
         _same(build_features(log.source, CUTOFFS[1]), build_features(log.table, CUTOFFS[1]))
