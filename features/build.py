@@ -171,7 +171,9 @@ def build_features(
     if scoring_features:  # joined on the integer keys, before the ids are put back
         scoring = _keyed_result(folded, cutoffs, "scoring", 0, lambda cut: _scoring_features(folded, cut))
         result = result.join(scoring, KEYS, join_type="left outer")
-    frame = feature_frame(folded.finish(result).to_pandas())
+    result = folded.finish(result)  # rebound at once: no third copy of the rows alive while pandas converts
+    frame = feature_frame(result.to_pandas(split_blocks=True, self_destruct=True))  # frees Arrow column by column
+    del result  # unusable once converted (self_destruct)
     if not scoring_features:
         return frame
     order = [f.name for f in available_features(folded.columns)]  # catalogue order, as features_expr gives
