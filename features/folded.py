@@ -46,17 +46,12 @@ class Folded:
         joined = table.join(ids, table.customer_id == ids.customer_key)
         return joined.select(*(ids.customer_id if c == "customer_id" else joined[c] for c in table.columns))
 
-    def fetch(self, table: ir.Table) -> pa.Table:
-        """Run ``table`` (keyed as the folds are) and return it ordered by customer and cutoff, with the customer
-        ids, as Arrow.
+    def finish(self, result: pa.Table) -> pa.Table:
+        """A fetched result keyed as the folds are, ordered by customer and cutoff, with the customer ids.
 
         The keys number the ids in their sorted order, so the key order is the id order and the ids are a
         ``take`` by key: no join of the wide result with a million ids. The result is sorted by Arrow, outside
         DuckDB's memory limit: DuckDB's sort of a million 40-column rows ran out of the default 500 MB."""
-        return self.finish(table.to_pyarrow())
-
-    def finish(self, result: pa.Table) -> pa.Table:
-        """A fetched result keyed as the folds are, ordered by customer and cutoff, with the customer ids."""
         result = result.sort_by([(key, "ascending") for key in KEYS])
         if self.customers is None:
             return result
