@@ -21,13 +21,12 @@ import pandas as pd
 import pyarrow as pa
 
 from features.cutoffs import (
-    CUTOFF_SCHEMA,
     DAY,
-    DUCKDB_TYPES,
     KEYS,
     Horizons,
     as_cutoff,
     check_label_cutoffs,
+    create_cutoff_table,
     cutoff_rows,
     cutoff_table,
     data_window,
@@ -133,8 +132,7 @@ def _keyed_result(
     from ibis.backends.duckdb.converter import DuckDBPyArrowData
 
     con = backend.con
-    columns = ", ".join(f"{column} {DUCKDB_TYPES[dtype]}" for column, dtype in CUTOFF_SCHEMA.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {CUTOFF_TABLE} ({columns})")
+    create_cutoff_table(con, CUTOFF_TABLE)
     con.execute(f"INSERT INTO {CUTOFF_TABLE} VALUES (?, ?, ?)", [v[0] for v in cutoff_rows(cutoffs).values()])
 
     def compile_() -> tuple[str, ibis.Schema]:

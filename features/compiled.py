@@ -8,7 +8,7 @@ import ibis
 import pandas as pd
 
 from features.build import feature_frame, features_expr
-from features.cutoffs import CUTOFF_SCHEMA, DUCKDB_TYPES, KEYS, cutoff_rows
+from features.cutoffs import KEYS, create_cutoff_table, cutoff_rows
 
 
 class CompiledFeatures:
@@ -24,8 +24,7 @@ class CompiledFeatures:
     def __init__(self, con, like: str, name: str, lookback_days: int = 365):
         self.table, self.cutoffs, self.statement = f"{name}_lines", f"{name}_cutoffs", f"{name}_features"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {self.table} AS SELECT * FROM {like} LIMIT 0")
-        columns = ", ".join(f"{column} {DUCKDB_TYPES[dtype]}" for column, dtype in CUTOFF_SCHEMA.items())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {self.cutoffs} ({columns})")
+        create_cutoff_table(con, self.cutoffs)
         backend = ibis.duckdb.from_connection(con)
         # a request's few customers: the scoring-only features too, as batch scoring builds them
         expr = features_expr(backend.table(self.table), backend.table(self.cutoffs), lookback_days, True)

@@ -65,6 +65,12 @@ CUTOFF_SCHEMA = {"as_of": "timestamp", "as_of_day": "int64", "as_of_s": "int64"}
 DUCKDB_TYPES = {"timestamp": "TIMESTAMP", "int64": "BIGINT"}
 
 
+def create_cutoff_table(con, name: str) -> None:
+    """An empty DuckDB temporary table ``name`` with the cutoff table's columns (refilled per build or request)."""
+    columns = ", ".join(f"{column} {DUCKDB_TYPES[dtype]}" for column, dtype in CUTOFF_SCHEMA.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
+
+
 def cutoff_rows(cutoffs: list[date]) -> dict[str, list]:
     """The cutoff table's columns: midnight, epoch day and epoch second of each distinct cutoff."""
     days = sorted({as_cutoff(c) for c in cutoffs})
