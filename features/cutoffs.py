@@ -65,10 +65,11 @@ CUTOFF_SCHEMA = {"as_of": "timestamp", "as_of_day": "int64", "as_of_s": "int64"}
 DUCKDB_TYPES = {"timestamp": "TIMESTAMP", "int64": "BIGINT"}
 
 
-def create_cutoff_table(con, name: str) -> None:
-    """An empty DuckDB temporary table ``name`` with the cutoff table's columns (refilled per build or request)."""
+def create_cutoff_table(con, name: str, temp: bool = True) -> None:
+    """An empty DuckDB table ``name`` (temporary unless ``temp`` is false) with the cutoff table's columns, refilled
+    per build or request."""
     columns = ", ".join(f"{column} {DUCKDB_TYPES[dtype]}" for column, dtype in CUTOFF_SCHEMA.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
+    con.execute(f"CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE {name} ({columns})")
 
 
 def cutoff_rows(cutoffs: list[date]) -> dict[str, list]:
