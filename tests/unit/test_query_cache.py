@@ -64,7 +64,7 @@ def test_other_settings_are_other_queries(store, tmp_path):
         short = build_features(log.source, date(2023, 9, 1), lookback_days=60)
         assert len(_kept(tmp_path)) == 2
         build_features(log.source, date(2023, 9, 1))
-        assert len(_kept(tmp_path)) == 3  # the scoring-only query has no look-back: the same one
+        assert len(_kept(tmp_path)) == 4  # both queries read the look-back (the scoring-only one keeps its population)
         want = build_features(log.table, date(2023, 9, 1), lookback_days=60)
     pd.testing.assert_frame_equal(short, want, check_exact=False, rtol=1e-12, atol=0)
 
