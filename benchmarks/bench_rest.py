@@ -3,6 +3,7 @@
     python benchmarks/bench_rest.py                       # one customer's lines, 50 requests/s for 30 s
     python benchmarks/bench_rest.py --payload features --rate 20 --seconds 30
     python benchmarks/bench_rest.py --workers 2           # two uvicorn worker processes
+    python benchmarks/bench_rest.py --in-process 1        # no server: Service.score_many on batches of 1 request
 
 Sets up a data dir with the main job (demo log, quick training, a batch run) unless it exists,
 starts `propensity serve` as a real uvicorn process, warms it up (the first request for an as_of
@@ -67,6 +68,36 @@ def customer_lines(data_dir: Path) -> tuple[list[dict], str]:
     return lines.astype(object).where(lines.notna(), None).to_dict("records"), str(as_of)
 
 
+def in_process(lines: list[dict], as_of: str, n: int, runs: int = 40) -> None:
+    """Median and p90 of ``Service.score_many`` on a batch of ``n`` copies of the request (after 5 warm-ups)."""
+    from serving.rest.schemas import ScoreRequest
+    from serving.rest.service import Service
+
+    service = Service(DATA)
+    batch = [ScoreRequest(transactions=lines, as_of=as_of)] * n
+    try:
+        for _ in range(5):
+            service.score_many(batch)
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            service.score_many(batch)
+            times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        service.close()
+    print(
+        json.dumps(
+            {
+                "requests_per_batch": n,
+                "lines_per_request": len(lines),
+                "runs": runs,
+                "p50_ms": round(float(np.percentile(times, 50)), 1),
+                "p90_ms": round(float(np.percentile(times, 90)), 1),
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=50)
@@ -78,6 +109,9 @@ def main() -> None:
         help="health: GET /health, the load generator's and server's floor",
     )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--in-process", type=int, metavar="N", help="time the scoring thread's work alone on batches of N requests"
+    )
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     if not (DATA / "mlflow.db").exists():
@@ -88,6 +122,8 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
     lines, as_of = customer_lines(DATA)
+    if args.in_process:
+        return in_process(lines, as_of, args.in_process)
     if args.payload == "features":
         payload = json.dumps(
             {"as_of": as_of, "features": customer_features(DATA, lines[0]["customer_id"], as_of)}
