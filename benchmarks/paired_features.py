@@ -31,7 +31,7 @@ from features.store import connect_store
 from features.build import build_features
 from features.transactions import TransactionLog
 import features.build
-cut = [date(2023, m, 1) for m in range(1, 13)] if sys.argv[2] == "12" else [date(2023, 7, 1)]
+cut = [date(2023, m, 1) for m in range(1, 13)] if sys.argv[2] == "12" else [date.fromisoformat(sys.argv[3])]
 con = connect_store(Path(sys.argv[1]), read_only=True)
 log = TransactionLog.on(con)
 tx = getattr(log, "source", log.table)  # the store's folds, where the checkout reads them
@@ -44,7 +44,7 @@ print(json.dumps({"s": dt, "peak_mb": peak, "rows": len(f), "cols": f.shape[1], 
 PLAIN = r"""
 import sys, time, json, duckdb
 from datetime import date
-cut = [date(2023, m, 1) for m in range(1, 13)] if sys.argv[2] == "12" else [date(2023, 7, 1)]
+cut = [date(2023, m, 1) for m in range(1, 13)] if sys.argv[2] == "12" else [date.fromisoformat(sys.argv[4])]
 t0 = time.perf_counter()
 for c in cut:
     duckdb.sql(sys.argv[3].format(log=sys.argv[1], as_of=c.isoformat(), out="/tmp/paired_plain.parquet"))
@@ -61,6 +61,9 @@ def main() -> None:
     parser.add_argument("--plain", help="the same log as Parquet, for the plain DuckDB query")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cutoffs", default="1,12")
+    parser.add_argument(
+        "--as-of", default="2023-07-01", help="the one-cutoff builds' cutoff (12 cutoffs: 2023's months)"
+    )
     args = parser.parse_args()
     stores, trees = {}, {}
     for arg in args.trees:
@@ -73,7 +76,11 @@ def main() -> None:
             for name, tree in trees.items():
                 env = dict(os.environ, PYTHONPATH=tree)
                 out = subprocess.run(
-                    [sys.executable, "-c", CHILD, stores[name], n], env=env, capture_output=True, text=True, cwd=tree
+                    [sys.executable, "-c", CHILD, stores[name], n, args.as_of],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    cwd=tree,
                 )
                 if out.returncode:
                     print(n, name, "FAILED:", out.stderr.strip().splitlines()[-1], flush=True)
@@ -82,7 +89,7 @@ def main() -> None:
                 res.setdefault((n, name), []).append(line["s"])
                 print(n, name, line, flush=True)
             if args.plain:
-                cmd = [sys.executable, "-c", PLAIN, str(Path(args.plain).resolve()), n, PLAIN_QUERY]
+                cmd = [sys.executable, "-c", PLAIN, str(Path(args.plain).resolve()), n, PLAIN_QUERY, args.as_of]
                 line = json.loads(
                     subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
                 )
