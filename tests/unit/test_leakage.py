@@ -156,6 +156,27 @@ def test_prepared_feature_query_refilled_many_times_gives_the_batch_features(sma
     query.close(con)
 
 
+def test_scoring_only_features_of_the_population_do_not_depend_on_who_else_is_computed(small_synthetic):
+    """``build_features`` computes the scoring-only features only for customers with a purchase day in the look-back;
+    the one-query expression (the REST service's) computes them for every customer, then keeps the population."""
+    from features.compiled import CompiledFeatures
+
+    table, _, _ = small_synthetic
+    cutoff = date(2023, 9, 1)
+    con = duckdb.connect(config={"threads": 1})
+    con.register("log_frame", table.to_pyarrow())
+    con.execute("CREATE TABLE log AS SELECT * FROM log_frame")
+    query = CompiledFeatures(con, "log", "short", lookback_days=60)
+    query.load(con, "SELECT * FROM log")
+    query.set_cutoffs(con, [cutoff])
+    got = query.run(con)
+    want = build_features(table, [cutoff], lookback_days=60)
+    bought_before = con.execute("SELECT count(DISTINCT customer_id) FROM log WHERE ts < ?", [cutoff]).fetchone()[0]
+    assert 0 < len(want) < bought_before / 2  # most customers are left out of the restricted query
+    assert want["gap_deviation"].notna().any() and want["spend_deviation"].notna().any()
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
 def test_a_build_past_the_memory_limit_is_one_sentence_naming_the_setting():
     import duckdb
     import ibis
