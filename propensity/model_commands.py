@@ -19,7 +19,10 @@ def train(
     task: TaskOpt = Task.all,
     models: Annotated[list[str] | None, typer.Option("--models", help="Families to compare (repeatable).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="The quick profile: few trials (tests, demos).")] = False,
-    config: Annotated[Path | None, typer.Option(help="Training config YAML (default: the shipped one).")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML of settings that override the shipped config key by key, e.g. horizons: {churn: 60}."),
+    ] = None,
     trials: Annotated[int | None, typer.Option(help="Override the Optuna trial budget per family.")] = None,
     data_dir: DataDir = None,
 ):

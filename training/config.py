@@ -96,15 +96,30 @@ def _deep_update(base: dict, override: dict) -> dict:
     return out
 
 
-def load_config(path: Path | None = None, profile: str | None = None, **overrides) -> TrainingConfig:
+def _read_yaml(path: Path | None) -> dict:
     try:
         text = (
             Path(path).read_text() if path else resources.files("training").joinpath("config/training.yaml").read_text()
         )
     except OSError as exc:
         raise PropensityError(f"Cannot read the training config {path}: {exc.strerror}.") from None
-    data = yaml.safe_load(text) or {}
-    profiles = data.pop("profiles", {})
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise PropensityError(f"The training config {path} is not valid YAML: {exc}.") from None
+    if not isinstance(data, dict):
+        raise PropensityError(f"The training config {path} must be a mapping of settings (key: value).")
+    return data
+
+
+def load_config(path: Path | None = None, profile: str | None = None, **overrides) -> TrainingConfig:
+    """The shipped configuration, then the user's file ``path`` over it key by key (a nested mapping merges, a
+    list or a value replaces: a file with just ``horizons: {churn: 60}`` changes only the churn horizon), then
+    the ``profile`` (the file may add or change profiles), then ``overrides``."""
+    data = _read_yaml(None)
+    if path is not None:
+        data = _deep_update(data, _read_yaml(path))
+    profiles = data.pop("profiles", None) or {}
     if profile:
         if profile not in profiles:
             raise PropensityError(f"Unknown training profile {profile!r}; known profiles: {sorted(profiles)}.")

@@ -81,6 +81,34 @@ def test_bad_config_is_one_clear_error(overrides, message):
         load_config(**overrides)
 
 
+def test_a_user_config_file_overrides_the_shipped_one_key_by_key(tmp_path):
+    shipped = load_config()
+    path = tmp_path / "mine.yaml"
+    path.write_text("horizons:\n  churn: 60\nmodels: [lightgbm]\ntuning:\n  max_rows: 5000\n")
+    mine = load_config(path)
+    assert mine.horizons == {**shipped.horizons, "churn": 60}  # purchase and value as shipped
+    assert mine.models == ["lightgbm"] and mine.baselines == shipped.baselines  # a list replaces
+    assert mine.tuning.max_rows == 5000 and mine.tuning.n_trials == shipped.tuning.n_trials  # a mapping merges
+    quick = load_config(path, "quick")  # the shipped profiles stay available
+    assert quick.horizons["churn"] == 60 and quick.tuning.n_trials == load_config(profile="quick").tuning.n_trials
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("horizons: [60\n", "not valid YAML"),
+        ("- churn\n", "must be a mapping"),
+        ("horizons:\n  churn: 0\n", "horizons"),
+        ("horizon:\n  churn: 60\n", "horizon"),  # a misspelt key is refused, not ignored
+    ],
+)
+def test_a_bad_user_config_file_is_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(PropensityError, match=message):
+        load_config(path)
+
+
 def test_bgnbd_recovers_known_parameters_from_simulation():
     # Simulate BG/NBD with the published CDNOW estimates (Fader, Hardie & Lee 2005), 39-week windows.
     rng = np.random.default_rng(0)
