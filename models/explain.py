@@ -6,6 +6,12 @@ sigmoid calibration on top is monotone, so it changes no ranking of drivers. Eve
 (SVM, logistic, the BG/NBD and recency baselines) gets an occlusion fallback: a feature's
 contribution is how much the probability drops when that one feature is set to its training
 median (mode for categories). Either way a positive value pushes the score up.
+
+The BG/NBD baseline is occluded in the terms its risk is read in: return visits, the days they spread
+over after the first purchase, and the silence since the last one (reported as ``recency_days``). Its
+own inputs (visits, last and first purchase as days) would set a customer's first purchase to the
+typical one's while keeping their last, so that a frequent buyer silent for half a year read "first
+purchase 228 days ago raises risk" and "last purchase 190 days ago lowers risk".
 """
 
 from __future__ import annotations
@@ -75,16 +81,44 @@ def _occluded(chunk: pd.DataFrame, columns: list[str], reference: dict) -> pd.Da
     return pd.DataFrame(data)
 
 
+SILENCE = "recency_days"  # the BG/NBD's silence (days from the last purchase day to the cutoff) is reported as it
+BTYD_OCCLUDED = ("btyd_frequency", "btyd_recency", "__silence")
+
+
+def _btyd_space(model, chunk: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """A BG/NBD chunk with the silence ``btyd_T - btyd_recency`` as a column of its own, and the typical values of
+    the inputs occluded (the silence's: the median recency, in whole days as the BG/NBD inputs are)."""
+    ref = model.reference or {}
+    typical = {c: ref.get(c, np.nan) for c in BTYD_OCCLUDED[:2]}
+    if SILENCE in ref:
+        typical["__silence"] = float(np.ceil(ref[SILENCE]))
+    else:
+        typical["__silence"] = ref.get("btyd_T", np.nan) - ref.get("btyd_recency", np.nan)
+    silence = chunk["btyd_T"].to_numpy(float) - chunk["btyd_recency"].to_numpy(float)
+    return chunk.assign(__silence=silence), typical
+
+
 def _occlusion(model, X: pd.DataFrame) -> pd.DataFrame:
     columns = model.feature_spec.columns
+    btyd = model.family == "bgnbd"
+    occluded = list(BTYD_OCCLUDED) if btyd else columns
     parts = []
     for start in range(0, len(X), OCCLUSION_CHUNK):
         chunk = X.iloc[
             start : start + OCCLUSION_CHUNK, [X.columns.get_loc(c) for c in [*columns, "customer_id"] if c in X.columns]
         ]
         n = len(chunk)
-        p = model.predict_proba(_occluded(chunk, columns, model.reference)).reshape(len(columns) + 1, n)
-        parts.append(pd.DataFrame((p[0] - p[1:]).T, index=chunk.index, columns=columns))
+        if btyd:  # the first purchase follows the occluded span and silence: T = t_x + silence
+            work, typical = _btyd_space(model, chunk)
+            rows = _occluded(work, occluded, typical)
+            rows["btyd_T"] = rows["btyd_recency"].to_numpy(float) + rows.pop("__silence").to_numpy(float)
+        else:
+            rows = _occluded(chunk, columns, model.reference)
+        p = model.predict_proba(rows).reshape(len(occluded) + 1, n)
+        part = pd.DataFrame((p[0] - p[1:]).T, index=chunk.index, columns=occluded)
+        if btyd:
+            part = part.rename(columns={"__silence": SILENCE}).reindex(columns=columns, fill_value=0.0)
+        parts.append(part)
     return parts[0] if len(parts) == 1 else pd.concat(parts)
 
 

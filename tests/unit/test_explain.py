@@ -298,3 +298,36 @@ def test_a_forest_keeps_its_trained_threads_for_a_batch(table):
     model = PropensityModel(estimator, None, _record(spec, "random_forest"), PropensityModel.reference_row(X, spec))
     model.limit_threads(1)
     assert model.use_cores().pipeline[-1].n_jobs == 1
+
+
+def test_a_bgnbd_champion_tells_a_lapsed_frequent_buyer_that_the_silence_raises_the_risk(table):
+    """BG/NBD is occluded over visits, their span and the silence since (T = span + silence): its own inputs would
+    set a customer's first purchase to the typical one's and keep their last, and told a buyer of 8 days in 5 weeks,
+    silent for half a year, that their first purchase raised the risk and their last lowered it."""
+    spec = spec_for_columns(table.columns)
+    X, y = model_input(table, spec), table["churn"].to_numpy()
+    fitted = get_family("bgnbd").build(spec, {"horizon_days": 60, "target": "churn"}, 0).fit(X, y)
+    # a typical customer: three return visits over a month, last seen 20 days ago
+    typical = {**PropensityModel.reference_row(X, spec), "btyd_frequency": 3.0, "btyd_recency": 30.0}
+    typical |= {"btyd_T": 50.0, "recency_days": 19.4}
+    model = PropensityModel(fitted, None, _record(spec, "bgnbd"), typical)
+    rows = X.head(2).copy()
+    rows[["btyd_frequency", "btyd_recency", "btyd_T"]] = [[7.0, 37.0, 227.0], [7.0, 210.0, 227.0]]  # lapsed, active
+    rows["recency_days"] = [189.5, 16.5]
+    phi = contributions(model, rows)
+    assert list(phi.columns) == spec.columns
+    silence = phi["recency_days"].to_numpy()
+    assert silence[0] > 0 and silence[1] < 0  # 190 silent days raise the risk, 17 lower it
+    assert silence[0] == phi.iloc[0].max()  # and are the strongest driver of the lapsed buyer's
+    assert (phi.drop(columns=["recency_days", "btyd_frequency", "btyd_recency"]) == 0).all().all()
+    # each value is what the score loses when that one input takes the typical value, the other two kept
+    p = model.predict_proba(rows.iloc[[0]])[0]
+    alive = rows.iloc[[0]].assign(btyd_T=37.0 + 20.0)  # the typical silence, in whole days: 20
+    assert silence[0] == pytest.approx(p - model.predict_proba(alive)[0], abs=1e-12)
+    span = rows.iloc[[0]].assign(btyd_recency=30.0, btyd_T=30.0 + 190.0)
+    assert phi["btyd_recency"].iloc[0] == pytest.approx(p - model.predict_proba(span)[0], abs=1e-12)
+    visits = rows.iloc[[0]].assign(btyd_frequency=3.0)
+    assert phi["btyd_frequency"].iloc[0] == pytest.approx(p - model.predict_proba(visits)[0], abs=1e-12)
+    values = rows[["recency_days", "btyd_frequency", "btyd_recency"]].assign(gap_mean_days=[5.0, 30.0])
+    reasons = top_reasons(phi, values, typical=typical)
+    assert reasons.iloc[0, 0] == "no purchase for 190 days; usually buys every 5 — raises risk"
