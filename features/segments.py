@@ -109,6 +109,16 @@ def _absent(features: pd.DataFrame, *columns: str) -> bool:  # an event log has 
     return any(c not in features.columns for c in columns)
 
 
+def _unplaced(features: pd.DataFrame, ref: SegmentReference, columns: tuple[str, ...], keys: tuple[str, ...]) -> bool:
+    """The rows lack ``columns``, or the reference population had none of them (rows with amounts placed against an
+    event log's population, in the REST service): the segment stays empty rather than being made up."""
+    return (
+        _absent(features, *columns)
+        or any(c not in ref.values for c in columns)
+        or any(k not in ref.thresholds for k in keys)
+    )
+
+
 def _empty(features: pd.DataFrame) -> np.ndarray:
     return np.full(len(features), None, dtype=object)
 
@@ -119,7 +129,7 @@ def _rfm(features: pd.DataFrame, rules: RFMRules, ref: SegmentReference) -> dict
         "r_score": _scores(ref, rules.recency, r, rules.scores, higher_is_better=False),
         "f_score": _scores(ref, rules.frequency, f, rules.scores, higher_is_better=True),
     }
-    if _absent(features, rules.monetary):
+    if _unplaced(features, ref, (rules.monetary,), ("rfm_monetary",)):
         return {"rfm_code": _empty(features), "rfm_segment": _empty(features), **scores, "m_score": _empty(features)}
     m = features[rules.monetary]
     high_r = r.to_numpy(dtype=float) <= ref.thresholds["rfm_recency"]
@@ -146,14 +156,14 @@ def _lifecycle(features: pd.DataFrame, rules: LifecycleRules) -> np.ndarray:
 
 
 def _value_matrix(features: pd.DataFrame, rules: ValueMatrixRules, ref: SegmentReference) -> np.ndarray:
-    if _absent(features, rules.frequency, rules.order_value):
+    if _unplaced(features, ref, (rules.frequency, rules.order_value), ("vm_frequency", "vm_order_value")):
         return _empty(features)
     f, v = (features[c].to_numpy(dtype=float) for c in (rules.frequency, rules.order_value))
     return _coded([f > ref.thresholds["vm_frequency"], v > ref.thresholds["vm_order_value"]], rules.cells)[1]
 
 
 def _abc(features: pd.DataFrame, rules: ABCRules, ref: SegmentReference) -> np.ndarray:
-    if _absent(features, rules.value):
+    if _unplaced(features, ref, (rules.value,), ()):
         return _empty(features)
     share_above = ref.share_above(rules.value, features[rules.value])
     return np.select(

@@ -92,3 +92,12 @@ def test_an_event_log_trains_scores_ranks_by_risk_and_serves(event_store, tmp_pa
     assert answer.status_code == 200, answer.text
     scored = answer.json()["customers"][0]
     assert scored["expected_value"] is None and scored["rfm_segment"] is None and scored["lifecycle"]
+    # lines that do carry money, scored against the event log's population: the value segments have nothing to be
+    # placed against and stay empty (this answered 500); the rest is scored as without the money
+    priced = mine.drop(columns=["is_return"], errors="ignore").assign(amount=12.5)
+    answer = client.post("/score", json={"transactions": priced.to_dict("records")})
+    assert answer.status_code == 200, answer.text
+    with_money = answer.json()["customers"][0]
+    assert with_money["rfm_segment"] is None and with_money["value_matrix"] is None and with_money["abc_tier"] is None
+    assert with_money["p_churn"] == pytest.approx(scored["p_churn"], abs=1e-9)
+    assert with_money["lifecycle"] == scored["lifecycle"] and with_money["r_score"] == scored["r_score"]

@@ -139,6 +139,22 @@ def test_a_reference_population_places_single_rows_as_the_batch_does():
     assert (batch["r_score"] == scores).all()
 
 
+def test_rows_with_money_placed_against_an_event_logs_population_leave_the_value_segments_empty():
+    """The REST service places a request against the latest batch's population: lines with amounts scored against a
+    store loaded as an event log (no money) have no population to compare their spend with (it answered 500)."""
+    events = _population(recency_days=[5.0, 50.0, 200.0], frequency_invoices=[9, 3, 1]).drop(
+        columns=["monetary_total", "monetary_mean"]
+    )
+    ref = segment_reference(events, RULES)
+    rows = _population(recency_days=[7.0, 300.0], frequency_invoices=[8, 1], monetary_total=[900.0, 5.0])
+    placed = assign_segments(rows, RULES, reference=ref)
+    for column in ("rfm_code", "rfm_segment", "m_score", "value_matrix", "abc_tier"):
+        assert placed[column].isna().all(), column
+    without_money = assign_segments(rows.drop(columns=["monetary_total", "monetary_mean"]), RULES, reference=ref)
+    pd.testing.assert_frame_equal(placed, without_money)  # the rest placed as the same rows without their money
+    assert placed["r_score"].tolist() == [5, 1] and placed["lifecycle"].notna().all()
+
+
 def test_percentiles_of_a_large_population_are_those_of_pandas_ranks():
     """Past 1,024 rows the lookups run in sorted order (``_searchsorted``): the mid-rank percentiles are still
     pandas' ``rank(pct=True)``, ties, repeated values and missing values included."""
