@@ -221,6 +221,6 @@ def build_training_table(log: Log, cutoffs: list[date], horizons: Horizons | Non
     horizons = horizons or Horizons()
     cutoffs = [as_cutoff(c) for c in ([cutoffs] if isinstance(cutoffs, (date, str)) else cutoffs)]
     folded = fold(log)
-    _, last_ts = data_window(folded.lines)
-    check_label_cutoffs(cutoffs, last_ts, horizons)
+    first_ts, last_ts = data_window(folded.lines)
+    check_label_cutoffs(cutoffs, last_ts, horizons, first_ts)
     return _to_frame(folded, _training(folded, cutoffs, horizons))

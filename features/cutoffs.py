@@ -97,11 +97,18 @@ def data_window(tx: ir.Table) -> tuple[datetime, datetime]:
     return row["first"].to_pydatetime(), row["last"].to_pydatetime()
 
 
-def check_label_cutoffs(cutoffs: list[date], last_ts: datetime, horizons: Horizons) -> None:
+def check_label_cutoffs(
+    cutoffs: list[date], last_ts: datetime, horizons: Horizons, first_ts: datetime | None = None
+) -> None:
     """Refuse cutoffs whose label horizon runs past the data (their labels would be false)."""
     end = last_ts.date() + timedelta(days=1)  # the log is taken as complete through its last day
     latest = end - timedelta(days=horizons.longest)
     late = [c for c in map(as_cutoff, cutoffs) if c > latest]
+    if late and first_ts is not None and latest <= first_ts.date():
+        raise PropensityError(
+            f"Cutoff {late[0]} needs {horizons.longest} days of data after it, but the whole log ({first_ts.date()} "
+            f"to {last_ts.date()}) is shorter than that: no cutoff can have labels yet."
+        )
     if late:
         raise PropensityError(
             f"Cutoff {late[0]} needs {horizons.longest} days of data after it, but the log ends on "

@@ -93,7 +93,8 @@ def open_spark_log(source: str | Path, spark, view: str = "transactions") -> Spa
 def feature_expr_for(log, cutoffs: list[date], horizons: Horizons, with_labels: bool) -> ir.Table:
     cutoffs = sorted({as_cutoff(c) for c in cutoffs})
     if with_labels:
-        check_label_cutoffs(cutoffs, data_window(log.table)[1], horizons)
+        first_ts, last_ts = data_window(log.table)
+        check_label_cutoffs(cutoffs, last_ts, horizons, first_ts)
         return training_expr(log.table, cutoffs, horizons)
     return features_expr(log.table, cutoffs, horizons.lookback_days)
 

@@ -136,7 +136,12 @@ def resolve_cutoffs(as_of: list[str] | None, start: str | None, end: str | None)
     if start or end:
         if not (start and end):
             raise PropensityError("Give both --start and --end for monthly cutoffs.")
-        cutoffs += monthly_cutoffs(start, end)
+        monthly = monthly_cutoffs(start, end)
+        if not monthly:  # a start after the end, or a range without a first of the month
+            first, last = as_cutoff(start), as_cutoff(end)
+            why = "is after" if first > last else "leaves no first of a month before"
+            raise PropensityError(f"--start {first} {why} --end {last}: monthly cutoffs fall on the 1st of each month.")
+        cutoffs += monthly
     if not cutoffs:
         raise PropensityError("Give at least one --as-of date, or --start and --end for monthly cutoffs.")
     return sorted(set(cutoffs))

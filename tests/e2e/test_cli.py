@@ -43,6 +43,8 @@ def test_validate_prints_counts_and_writes_the_quarantine(tmp_path):
         (["validate", "log.csv", "--preset", "nope"], "Unknown column preset"),
         (["features", "--as-of", "2021-01-01"], "No store at"),
         (["features", "--as-of", "yesterday"], "is not a date"),
+        (["features", "--start", "2021-03-01", "--end", "2021-01-01"], "--start 2021-03-01 is after --end 2021-01-01"),
+        (["features", "--start", "2021-01-15", "--end", "2021-01-31"], "leaves no first of a month before"),
     ],
 )
 def test_user_mistakes_are_one_sentence_and_exit_2(tmp_path, args, message):

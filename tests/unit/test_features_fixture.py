@@ -88,6 +88,9 @@ def test_cutoff_whose_horizon_runs_past_the_data_is_refused(dozen):
     tx, _ = dozen
     with pytest.raises(PropensityError, match=r"latest cutoff with a full horizon is 2021-03-01"):
         build_training_table(tx, [date(2021, 3, 2)], H)
+    # a log shorter than the horizon has no such cutoff: naming one before its first line would mislead
+    with pytest.raises(PropensityError, match=r"the whole log \(.*\) is shorter than that: no cutoff can have labels"):
+        build_training_table(tx, [date(2021, 3, 2)], Horizons(800, 30))
 
 
 def test_several_cutoffs_stack_and_each_matches_its_single_run(dozen):
