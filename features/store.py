@@ -5,6 +5,7 @@ The data directory is ``$PROPENSITY_DATA_DIR`` or ``./data``; nothing is created
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from contextlib import contextmanager
@@ -22,7 +23,19 @@ DEFAULT_MEMORY_LIMIT = "500MB"  # DuckDB spills past it; keeps a scoring job sma
 
 def duckdb_config() -> dict:
     """Connection settings: ``$PROPENSITY_DUCKDB_MEMORY_LIMIT`` (default 500MB), threads = all cores."""
-    return {"memory_limit": os.environ.get("PROPENSITY_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)}
+    return {"memory_limit": _memory_limit(os.environ.get("PROPENSITY_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT))}
+
+
+@functools.cache
+def _memory_limit(value: str) -> str:
+    """``value`` if DuckDB reads it as a memory limit (checked once, on an in-memory connection); else one sentence."""
+    try:
+        duckdb.connect(config={"memory_limit": value}).close()
+    except duckdb.Error:
+        raise PropensityError(
+            f"PROPENSITY_DUCKDB_MEMORY_LIMIT={value!r} is not a memory size DuckDB reads: use e.g. 500MB or 2GB."
+        ) from None
+    return value
 
 
 def data_dir(explicit: Path | None = None) -> Path:

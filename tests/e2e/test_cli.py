@@ -55,6 +55,17 @@ def test_user_mistakes_are_one_sentence_and_exit_2(tmp_path, args, message):
     assert len(proc.stderr.strip().splitlines()) <= 2
 
 
+def test_a_memory_limit_duckdb_cannot_read_is_one_sentence(tmp_path, monkeypatch):
+    (tmp_path / "log.csv").write_text(DOZEN_CSV)
+    monkeypatch.setenv("PROPENSITY_DUCKDB_MEMORY_LIMIT", "lots")
+    proc = cli("ingest", "log.csv", data_dir=tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "PROPENSITY_DUCKDB_MEMORY_LIMIT='lots' is not a memory size" in proc.stderr
+    assert not (tmp_path / "propensity.duckdb").exists()
+    monkeypatch.setenv("PROPENSITY_DUCKDB_MEMORY_LIMIT", "300MB")
+    assert cli("ingest", "log.csv", data_dir=tmp_path).returncode == 0
+
+
 def test_horizon_past_the_data_is_refused_by_the_cli(tmp_path):
     (tmp_path / "log.csv").write_text(DOZEN_CSV)
     cli("ingest", "log.csv", data_dir=tmp_path)
