@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from serving.schema import SERVED_COLUMNS
 
@@ -13,17 +13,32 @@ MAX_LINES = 20_000
 MAX_FEATURE_ROWS = 1_000
 
 
+def _id_text(value):
+    """An id sent as a JSON number (a client serialising a numeric id column: 17850, or 17850.0 from pandas, whose
+    integer columns with a gap become floats) is taken as the integer's text, "17850"; other numbers as their
+    text; true and false are not ids."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+IdText = Annotated[str, BeforeValidator(_id_text)]
+
+
 class Transaction(BaseModel):
-    """One transaction line, in the canonical columns (give amount, or quantity and unit_price)."""
+    """One transaction line, in the canonical columns (give amount, or quantity and unit_price). Ids may be sent as
+    text or as JSON numbers."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN, Infinity and 1e309 are not numbers: 422
-    customer_id: str = Field(min_length=1, max_length=200)
-    invoice_id: str | None = Field(None, max_length=200)
+    customer_id: IdText = Field(min_length=1, max_length=200)
+    invoice_id: IdText | None = Field(None, max_length=200)
     ts: datetime
     quantity: float | None = None
     unit_price: float | None = None
     amount: float | None = None
-    product_id: str | None = Field(None, max_length=200)
+    product_id: IdText | None = Field(None, max_length=200)
     country: str | None = Field(None, max_length=200)
     channel: str | None = Field(None, max_length=200)
 

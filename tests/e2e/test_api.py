@@ -96,6 +96,28 @@ def test_score_matches_batch_scoring_for_the_same_customers(client, trained_stor
     assert api["reasons"].tolist() == batch_reasons and all(batch_reasons)
 
 
+def test_ids_sent_as_json_numbers_score_as_the_same_customers(client, trained_store):
+    """A client serialising numeric id columns sends 17850 or, from pandas, 17850.0: the same customer as "17850"."""
+    batch, lines = _batch_and_lines(trained_store, n=12)
+    as_of = str(batch["as_of"].iloc[0].date())
+
+    def number(text):  # the digit ids as JSON numbers (an invoice id can be a cancellation's "C..." or missing)
+        return text if not (isinstance(text, str) and text.isdigit()) else int(text)
+
+    numeric = [
+        {**line, "customer_id": int(line["customer_id"]), "invoice_id": number(line["invoice_id"])} for line in lines
+    ]
+    assert sum(isinstance(line["invoice_id"], int) for line in numeric) > len(lines) / 2
+    numeric[0]["invoice_id"] = float(numeric[0]["invoice_id"])  # 100000.0, as pandas writes a float column
+    as_text = client.post("/score", json={"as_of": as_of, "transactions": lines})
+    as_numbers = client.post("/score", json={"as_of": as_of, "transactions": numeric})
+    assert as_numbers.status_code == 200, as_numbers.text[:500]
+    assert as_numbers.json()["customers"] == as_text.json()["customers"]
+    assert {c["customer_id"] for c in as_numbers.json()["customers"]} == set(batch.index)
+    refused = client.post("/score", json={"as_of": as_of, "transactions": [{**lines[0], "customer_id": True}]})
+    assert refused.status_code == 422 and "customer_id" in refused.text  # true is not an id
+
+
 def test_feature_rows_score_like_transactions(client, trained_store):
     from features.build import build_features
     from features.transactions import open_store_log
