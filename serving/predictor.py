@@ -145,14 +145,23 @@ def require_model_inputs(features: pd.DataFrame, models: Models) -> None:
         raise PropensityError(f"The models need the features {missing}{hint}.")
 
 
-def _actions(segments: np.ndarray) -> np.ndarray:
-    """The configured action per RFM segment (the default for a segment the table lacks)."""
+def _actions(segments: np.ndarray, lifecycle: np.ndarray) -> np.ndarray:
+    """The configured action per RFM segment (the default for a segment the table lacks); without a segment (an event
+    log), the action of the lifecycle stage, when the table has ``by_lifecycle``."""
     actions = load_actions()
+    by_stage = actions.get("by_lifecycle") or {}
     codes, uniques = pd.factorize(segments)
     labels = np.array(
         [*(actions["actions"].get(u, actions["default"]) for u in uniques), actions["default"]], dtype=object
     )
-    return labels[codes]  # code -1 (a missing segment) takes the last label, the default
+    chosen = labels[codes]  # code -1 (a missing segment) takes the last label, the default
+    if by_stage and (codes == -1).any():
+        stages, names = pd.factorize(lifecycle)
+        stage_labels = np.array(
+            [*(by_stage.get(n, actions["default"]) for n in names), actions["default"]], dtype=object
+        )
+        chosen = np.where(codes == -1, stage_labels[stages], chosen)
+    return chosen
 
 
 def score_features(
@@ -201,7 +210,7 @@ def score_features(
         **{c: segments[c].to_numpy()[order] for c in segments.columns},
         "cluster": cluster_labels(features, models.lead)[order],
         **{name: values[order] for name, values in index.items()},
-        "action": _actions(segments["rfm_segment"].to_numpy()[order]),
+        "action": _actions(segments["rfm_segment"].to_numpy()[order], segments["lifecycle"].to_numpy()[order]),
         "alerts": alerts(features)[order],
     }
     explained = int(np.ceil(len(features) * reasons_share))

@@ -91,7 +91,7 @@ SCORED_COLUMNS: tuple[Column, ...] = (
     Column(
         "action",
         str,
-        "recommended action per RFM segment, from serving/config/actions.yaml (edit freely)",
+        "recommended action per RFM segment (per lifecycle stage without one), from serving/config/actions.yaml",
         reported=True,
     ),
     Column(

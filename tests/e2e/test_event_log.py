@@ -72,6 +72,12 @@ def test_an_event_log_trains_scores_ranks_by_risk_and_serves(event_store, tmp_pa
     assert scores["expected_value"].isna().all() and manifest["value_at_risk_total"] is None
     assert manifest["value_source"] == "nothing (no amounts)" and "no amounts" in manifest["warnings"][0]
     assert scores.sort_values("rank")["p_churn"].is_monotonic_decreasing  # ranked by risk, not by customer id
+    # no RFM segment without money: each customer's action is their lifecycle stage's (it was "monitor" for all)
+    from serving.predictor import load_actions
+
+    by_stage = load_actions()["by_lifecycle"]
+    assert scores["rfm_segment"].isna().all() and scores["lifecycle"].nunique() >= 3
+    assert scores["action"].tolist() == [by_stage[stage] for stage in scores["lifecycle"]]
 
     listed = risk_list(scores, top=20)
     assert listed.attrs["ranked_by"] == "risk" and len(listed) == 20
