@@ -116,7 +116,8 @@ def _occlusion(model, X: pd.DataFrame) -> pd.DataFrame:
             rows = _occluded(chunk, columns, model.reference)
         p = model.predict_proba(rows).reshape(len(occluded) + 1, n)
         part = pd.DataFrame((p[0] - p[1:]).T, index=chunk.index, columns=occluded)
-        if btyd:
+        if btyd:  # without a return visit there is no span to speak of (a typical one would invent visits' timing)
+            part.loc[chunk["btyd_frequency"].to_numpy(float) == 0, "btyd_recency"] = 0.0
             part = part.rename(columns={"__silence": SILENCE}).reindex(columns=columns, fill_value=0.0)
         parts.append(part)
     return parts[0] if len(parts) == 1 else pd.concat(parts)

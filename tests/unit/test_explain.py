@@ -328,6 +328,8 @@ def test_a_bgnbd_champion_tells_a_lapsed_frequent_buyer_that_the_silence_raises_
     assert phi["btyd_recency"].iloc[0] == pytest.approx(p - model.predict_proba(span)[0], abs=1e-12)
     visits = rows.iloc[[0]].assign(btyd_frequency=3.0)
     assert phi["btyd_frequency"].iloc[0] == pytest.approx(p - model.predict_proba(visits)[0], abs=1e-12)
+    single = rows.iloc[[0]].assign(btyd_frequency=0.0, btyd_recency=0.0, btyd_T=190.0)  # one purchase day only
+    assert contributions(model, single)["btyd_recency"].iloc[0] == 0  # no visits, no span to blame
     values = rows[["recency_days", "btyd_frequency", "btyd_recency"]].assign(gap_mean_days=[5.0, 30.0])
     reasons = top_reasons(phi, values, typical=typical)
     assert reasons.iloc[0, 0] == "no purchase for 190 days; usually buys every 5 — raises risk"
