@@ -89,11 +89,11 @@ def _btyd_space(model, chunk: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """A BG/NBD chunk with the silence ``btyd_T - btyd_recency`` as a column of its own, and the typical values of
     the inputs occluded (the silence's: the median recency, in whole days as the BG/NBD inputs are)."""
     ref = model.reference or {}
-    typical = {c: ref.get(c, np.nan) for c in BTYD_OCCLUDED[:2]}
-    if SILENCE in ref:
-        typical["__silence"] = float(np.ceil(ref[SILENCE]))
-    else:
-        typical["__silence"] = ref.get("btyd_T", np.nan) - ref.get("btyd_recency", np.nan)
+    typical = {
+        "btyd_frequency": ref.get("btyd_frequency", np.nan),
+        "btyd_recency": ref.get("btyd_recency", np.nan),
+        "__silence": float(np.ceil(ref.get(SILENCE, np.nan))),
+    }
     silence = chunk["btyd_T"].to_numpy(float) - chunk["btyd_recency"].to_numpy(float)
     return chunk.assign(__silence=silence), typical
 

@@ -145,22 +145,21 @@ def require_model_inputs(features: pd.DataFrame, models: Models) -> None:
         raise PropensityError(f"The models need the features {missing}{hint}.")
 
 
+def _looked_up(values: np.ndarray, table: dict, default: str) -> tuple[np.ndarray, np.ndarray]:
+    """``table``'s entry for each value (``default`` for a value it lacks), and where the value was missing."""
+    codes, uniques = pd.factorize(values)
+    labels = np.array([*(table.get(u, default) for u in uniques), default], dtype=object)
+    return labels[codes], codes == -1  # code -1 (a missing value) takes the last label, the default
+
+
 def _actions(segments: np.ndarray, lifecycle: np.ndarray) -> np.ndarray:
     """The configured action per RFM segment (the default for a segment the table lacks); without a segment (an event
     log), the action of the lifecycle stage, when the table has ``by_lifecycle``."""
     actions = load_actions()
-    by_stage = actions.get("by_lifecycle") or {}
-    codes, uniques = pd.factorize(segments)
-    labels = np.array(
-        [*(actions["actions"].get(u, actions["default"]) for u in uniques), actions["default"]], dtype=object
-    )
-    chosen = labels[codes]  # code -1 (a missing segment) takes the last label, the default
-    if by_stage and (codes == -1).any():
-        stages, names = pd.factorize(lifecycle)
-        stage_labels = np.array(
-            [*(by_stage.get(n, actions["default"]) for n in names), actions["default"]], dtype=object
-        )
-        chosen = np.where(codes == -1, stage_labels[stages], chosen)
+    chosen, unsegmented = _looked_up(segments, actions["actions"], actions["default"])
+    if actions.get("by_lifecycle") and unsegmented.any():
+        by_stage, _ = _looked_up(lifecycle, actions["by_lifecycle"], actions["default"])
+        chosen = np.where(unsegmented, by_stage, chosen)
     return chosen
 
 
