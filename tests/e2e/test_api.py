@@ -112,7 +112,8 @@ def test_ids_sent_as_json_numbers_score_as_the_same_customers(client, trained_st
     as_text = client.post("/score", json={"as_of": as_of, "transactions": lines})
     as_numbers = client.post("/score", json={"as_of": as_of, "transactions": numeric})
     assert as_numbers.status_code == 200, as_numbers.text[:500]
-    assert as_numbers.json()["customers"] == as_text.json()["customers"]
+    got, want = pd.DataFrame(as_numbers.json()["customers"]), pd.DataFrame(as_text.json()["customers"])
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=1e-12)  # floats to a stated tolerance
     assert {c["customer_id"] for c in as_numbers.json()["customers"]} == set(batch.index)
     refused = client.post("/score", json={"as_of": as_of, "transactions": [{**lines[0], "customer_id": True}]})
     assert refused.status_code == 422 and "customer_id" in refused.text  # true is not an id
